@@ -1,0 +1,182 @@
+"""Environment → one frozen Settings object, read once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import quote
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SQL_DIR = REPO_ROOT / "sql"
+MIGRATIONS_DIR = REPO_ROOT / "migrations"
+
+LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG")
+LOG_FORMATS = ("colour", "plain", "json")
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+DATABASE_PARTS = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_NAME")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None  # None: start the embedded local PostgreSQL
+    host: str = "127.0.0.1"
+    port: int = 5000
+    data_dir: Path = Path(".encounters-data")
+    migrate_on_start: bool | None = None  # None: yes for the embedded database, no otherwise
+    log_level: str = "INFO"
+    log_format: str = "plain"
+    hs_key: str = "secret"
+    hs_issuer: str = "http://localhost/"
+    hs_audience: str | None = None  # None: same as the issuer
+    hs_algorithms: tuple[str, ...] = HMAC_ALGORITHMS
+    jwks_url: str | None = None
+    jwks_issuer: str | None = None
+    jwks_audience: str | None = None
+    jwks_metadata_claim: str = "metadata"
+    statement_timeout_ms: int = 5000
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    version: str = "unknown"
+    build_number: str = "unknown"
+    git_hash: str = "unknown"
+
+    @property
+    def audience(self) -> str:
+        return self.hs_audience or self.hs_issuer
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        return self.embedded if self.migrate_on_start is None else self.migrate_on_start
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name) or default
+    value = "WARN" if raw.upper() == "WARNING" else raw
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+
+
+def database_url_from(env: Mapping[str, str]) -> str | None:
+    """DATABASE_URL, or a URL assembled from DATABASE_HOST/PORT/USER/PASSWORD/NAME, or None."""
+    if env.get("DATABASE_URL"):
+        return env["DATABASE_URL"]
+    if not any(env.get(part) for part in DATABASE_PARTS):
+        return None
+    user = quote(env.get("DATABASE_USER") or "postgres", safe="")
+    password = env.get("DATABASE_PASSWORD")
+    credentials = f"{user}:{quote(password, safe='')}" if password else user
+    host = env.get("DATABASE_HOST") or "localhost"
+    port = _int(env, "DATABASE_PORT", 5432)
+    name = quote(env.get("DATABASE_NAME") or "postgres", safe="")
+    return f"postgresql://{credentials}@{host}:{port}/{name}"
+
+
+def _issuer(env: Mapping[str, str]) -> str:
+    if env.get("HS_ISSUER"):
+        return env["HS_ISSUER"]
+    if env.get("PROXY_URL"):
+        return env["PROXY_URL"].rstrip("/") + "/"
+    return Settings.hs_issuer
+
+
+def _algorithms(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("HS_ALGORITHMS")
+    if not raw:
+        return HMAC_ALGORITHMS
+    chosen = tuple(part.strip().upper() for part in raw.split(",") if part.strip())
+    unknown = [alg for alg in chosen if alg not in HMAC_ALGORITHMS]
+    if unknown or not chosen:
+        raise SettingsError(f"HS_ALGORITHMS must list some of {', '.join(HMAC_ALGORITHMS)}, got {raw!r}")
+    return chosen
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    return Settings(
+        database_url=database_url_from(env),
+        host=env.get("HOST") or Settings.host,
+        port=_int(env, "PORT", Settings.port),
+        data_dir=Path(env.get("ENCOUNTERS_DATA_DIR") or Settings.data_dir),
+        migrate_on_start=_flag(env, "MIGRATE_ON_START"),
+        log_level=_choice(env, "LOG_LEVEL", Settings.log_level, LOG_LEVELS),
+        log_format=_choice(env, "LOG_FORMAT", Settings.log_format, LOG_FORMATS),
+        hs_key=env.get("HS_KEY") or Settings.hs_key,
+        hs_issuer=_issuer(env),
+        hs_audience=env.get("HS_AUDIENCE") or None,
+        hs_algorithms=_algorithms(env),
+        jwks_url=env.get("JWKS_URL") or None,
+        jwks_issuer=env.get("JWKS_ISSUER") or None,
+        jwks_audience=env.get("JWKS_AUDIENCE") or None,
+        jwks_metadata_claim=env.get("JWKS_METADATA_CLAIM") or Settings.jwks_metadata_claim,
+        statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", Settings.statement_timeout_ms),
+        pool_min_size=_int(env, "POOL_MIN_SIZE", Settings.pool_min_size),
+        pool_max_size=_int(env, "POOL_MAX_SIZE", Settings.pool_max_size),
+        version=env.get("VERSION") or _package_version(),
+        build_number=env.get("BUILD_NUMBER") or env.get("CIRCLE_BUILD_NUM") or "unknown",
+        git_hash=env.get("GIT_HASH") or env.get("BUILD_GIT_HASH") or _git_hash(),
+    )
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("encounters-service")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _git_hash() -> str:
+    """The checkout's commit, read from .git without running git; "unknown" outside a checkout."""
+    git_dir = REPO_ROOT / ".git"
+    try:
+        head = (git_dir / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            ref = head[5:]
+            ref_file = git_dir / ref
+            if ref_file.exists():
+                return ref_file.read_text().strip()
+            for line in (git_dir / "packed-refs").read_text().splitlines():
+                if line.endswith(" " + ref):
+                    return line.split(" ", 1)[0]
+            return "unknown"
+        return head
+    except OSError:
+        return "unknown"
