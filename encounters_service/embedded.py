@@ -1,0 +1,142 @@
+"""Zero-config database: the system PostgreSQL binaries run on a private data dir on localhost."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shlex
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+DATABASE = "encounters"
+SEARCH_ROOTS = (Path("/usr/lib/postgresql"),)
+NOT_FOUND = (
+    "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them "
+    "(Debian/Ubuntu: `apt-get install -y postgresql`; macOS: `brew install postgresql@15`) "
+    "or set DATABASE_URL to use an existing server."
+)
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The local PostgreSQL could not be found or started; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class LocalPostgres:
+    bindir: Path
+    pgdata: Path
+    port: int
+
+    @property
+    def conninfo(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
+
+    def running(self) -> bool:
+        return _run(self.bindir / "pg_ctl", "status", "-D", self.pgdata, check=False).returncode == 0
+
+    def stop(self) -> None:
+        """Fast shutdown (open transactions are rolled back); a no-op if the server is not running."""
+        if self.running():
+            _run(self.bindir / "pg_ctl", "stop", "-D", self.pgdata, "-m", "fast", "-w")
+
+    def __enter__(self) -> LocalPostgres:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def find_bindir(search_roots: Iterable[Path] = SEARCH_ROOTS, path: str | None = None) -> Path:
+    """`pg_config --bindir`, else the newest <root>/<version>/bin, else initdb's directory on PATH.
+
+    `path` is searched instead of $PATH when given, as in shutil.which.
+    """
+    candidates = []
+    if pg_config := shutil.which("pg_config", path=path):
+        # Debian's pg_config comes with libpq-dev too, so its bindir may lack the server binaries.
+        bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True).stdout.strip()
+        candidates += [Path(bindir)] if bindir else []
+    for root in search_roots:
+        candidates += sorted(root.glob("*/bin"), key=_version, reverse=True)
+    if initdb := shutil.which("initdb", path=path):
+        candidates.append(Path(initdb).resolve().parent)  # a symlink's target dir also holds pg_ctl
+    for bindir in candidates:
+        if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
+            return bindir
+    raise EmbeddedPostgresError(NOT_FOUND)
+
+
+def start_local_postgres(data_dir: Path) -> LocalPostgres:
+    """Start PostgreSQL on data_dir (initialised on first use) on a free port; create the database."""
+    bindir = find_bindir()
+    data_dir = data_dir.resolve()
+    pgdata, sockets, logfile = data_dir / "pgdata", data_dir / "sockets", data_dir / "postgres.log"
+    sockets.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        _hand_over_to_postgres_user(data_dir)
+    if not (pgdata / "PG_VERSION").exists():
+        _initdb(bindir, pgdata)
+    pg = LocalPostgres(bindir, pgdata, _free_port())
+    pg.stop()  # a server left running by an earlier run listens on a port we do not know
+    options = f"-p {pg.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={shlex.quote(str(sockets))}"
+    started = _run(bindir / "pg_ctl", "start", "-w", "-t", "60", "-D", pgdata, "-l", logfile, "-o", options, check=False)
+    if started.returncode != 0:
+        tail = "\n".join(logfile.read_text(errors="replace").splitlines()[-5:]) if logfile.exists() else started.stderr
+        raise EmbeddedPostgresError(f"PostgreSQL did not start; the end of {logfile}:\n{tail}")
+    log.info("Local PostgreSQL listening on 127.0.0.1:%d, data in %s", pg.port, data_dir)
+    try:
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg.port}/postgres", autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
+                conn.execute(f"CREATE DATABASE {DATABASE}")
+    except BaseException:
+        pg.stop()
+        raise
+    return pg
+
+
+def _run(program: Path | str, *args: object, check: bool = True) -> subprocess.CompletedProcess[str]:
+    command = [str(program), *map(str, args)]
+    if os.geteuid() == 0:  # initdb and pg_ctl refuse to run as root
+        command = ["runuser", "-u", "postgres", "--", *command]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise EmbeddedPostgresError(f"{shlex.join(command)} failed:\n{result.stdout}{result.stderr}")
+    return result
+
+
+def _hand_over_to_postgres_user(data_dir: Path) -> None:
+    try:
+        user = pwd.getpwnam("postgres")
+    except KeyError:
+        raise EmbeddedPostgresError("Running as root needs a `postgres` system user to run PostgreSQL as") from None
+    subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(data_dir)], check=True)
+    if _run("test", "-w", data_dir, check=False).returncode != 0:
+        raise EmbeddedPostgresError(
+            f"The postgres user cannot reach {data_dir}: a parent directory is not traversable by it. "
+            "Point ENCOUNTERS_DATA_DIR (or --data-dir) at a directory it can reach, e.g. /var/tmp/encounters-data."
+        )
+
+
+def _initdb(bindir: Path, pgdata: Path) -> None:
+    args = ["-D", pgdata, "--auth=trust", "--username=postgres", "--encoding=UTF8"]
+    if _run(bindir / "initdb", *args, "--locale=C.UTF-8", check=False).returncode != 0:
+        _run(bindir / "initdb", *args, "--locale=C")  # systems without a C.UTF-8 locale
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _version(bindir: Path) -> tuple[int, ...]:
+    return tuple(int(part) for part in bindir.parent.name.split(".") if part.isdigit())
