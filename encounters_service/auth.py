@@ -1,0 +1,197 @@
+"""Bearer-token authentication (HMAC internal tokens, optional RS256 via JWKS) and scope checks.
+
+The core is framework-independent; `caller_from_request` is the only Litestar glue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import jwt
+
+from encounters_service.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from litestar import Request
+
+READ_SCOPE = "read:send_encounter"
+WRITE_SCOPE = "write:send_encounter"
+ID_CLAIMS = ("patient_id", "device_id", "clinician_id", "system_id")
+LEEWAY_SECONDS = 5
+_CLAIM_MESSAGES = {"system_id": "this route is only for system callers (claim 'system_id')"}
+
+# First match wins, so subclasses come before their bases.
+_REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "token has expired"),
+    (jwt.ImmatureSignatureError, "token is not yet valid"),
+    (jwt.InvalidIssuerError, "invalid token issuer"),
+    (jwt.InvalidAudienceError, "invalid token audience"),
+    (jwt.InvalidAlgorithmError, "token algorithm is not allowed"),
+    (jwt.InvalidSignatureError, "invalid token signature"),
+    (jwt.DecodeError, "malformed token"),
+    (jwt.PyJWKClientConnectionError, "could not fetch the identity provider's signing keys"),
+    (jwt.PyJWKClientError, "no trusted signing key for this token"),
+)
+
+
+class AuthError(Exception):
+    """401 (no usable token) or 403 (valid token, not allowed); `message` is safe to show callers."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+
+    @classmethod
+    def unauthorized(cls, message: str) -> AuthError:
+        return cls(401, message)
+
+    @classmethod
+    def forbidden(cls, message: str) -> AuthError:
+        return cls(403, message)
+
+
+def _present(claims: Mapping[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    return None if value is None or value == "" else str(value)
+
+
+@dataclass(frozen=True)
+class Caller:
+    id: str
+    scopes: frozenset[str]
+    claims: Mapping[str, Any]
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any], scopes: frozenset[str]) -> Caller:
+        found = (_present(claims, name) for name in ID_CLAIMS)
+        caller_id = next((value for value in found if value is not None), "unknown")
+        return cls(id=caller_id, scopes=scopes, claims=MappingProxyType(dict(claims)))
+
+    @property
+    def can_edit_ews(self) -> bool:
+        return self.claims.get("can_edit_ews") is True
+
+    @property
+    def system_id(self) -> str | None:
+        return _present(self.claims, "system_id")
+
+    @property
+    def is_system(self) -> bool:
+        return self.system_id is not None
+
+
+class Authenticator:
+    """Turns an Authorization header into a Caller, or raises a 401 AuthError.
+
+    The verification path follows the token's header alg, but each path pins its own key and
+    algorithms: HMAC tokens only ever verify with `hs_key` under `hs_algorithms`, RS256 tokens
+    only with keys from the JWKS document. Anything else is rejected.
+    """
+
+    def __init__(self, settings: Settings, *, jwks_client: jwt.PyJWKClient | None = None) -> None:
+        if settings.jwks_url and not (settings.jwks_issuer and settings.jwks_audience):
+            raise SettingsError("JWKS_URL needs JWKS_ISSUER and JWKS_AUDIENCE as well")
+        self.settings = settings
+        if jwks_client is None and settings.jwks_url:
+            jwks_client = jwt.PyJWKClient(settings.jwks_url, cache_keys=True)
+        self._jwks = jwks_client
+
+    def authenticate(self, authorization: str | None) -> Caller:
+        token = _bearer_token(authorization)
+        try:
+            payload, metadata_claim = self._decode(token)
+        except jwt.PyJWTError as error:
+            raise AuthError.unauthorized(_reason(error)) from None
+        return _caller(payload, metadata_claim)
+
+    def _decode(self, token: str) -> tuple[dict[str, Any], str]:
+        s = self.settings
+        alg = jwt.get_unverified_header(token).get("alg")
+        if alg in s.hs_algorithms:
+            payload = _verify(token, s.hs_key, list(s.hs_algorithms), s.hs_issuer, s.audience)
+            return payload, "metadata"
+        if alg == "RS256" and self._jwks is not None:
+            key = self._jwks.get_signing_key_from_jwt(token)
+            payload = _verify(token, key, ["RS256"], s.jwks_issuer, s.jwks_audience)
+            return payload, s.jwks_metadata_claim
+        raise jwt.InvalidAlgorithmError
+
+
+def _verify(
+    token: str, key: Any, algorithms: list[str], issuer: str | None, audience: str | None
+) -> dict[str, Any]:
+    return jwt.decode(
+        token,
+        key,
+        algorithms=algorithms,
+        issuer=issuer,
+        audience=audience,
+        leeway=LEEWAY_SECONDS,
+        options={"require": ["exp", "iss", "aud"]},
+    )
+
+
+def _reason(error: jwt.PyJWTError) -> str:
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return f"token has no '{error.claim}' claim"
+    return next((text for kind, text in _REASONS if isinstance(error, kind)), "invalid token")
+
+
+def _bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthError.unauthorized("missing Authorization header")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise AuthError.unauthorized("Authorization header must be 'Bearer <token>'")
+    return token
+
+
+def _caller(payload: Mapping[str, Any], metadata_claim: str) -> Caller:
+    claims = payload.get(metadata_claim)
+    if not isinstance(claims, dict):
+        raise AuthError.unauthorized(f"token claim '{metadata_claim}' is missing or not an object")
+    scope = payload.get("scope", "")
+    if not isinstance(scope, str):
+        raise AuthError.unauthorized("token claim 'scope' must be a space-separated string")
+    return Caller.from_claims(claims, frozenset(scope.split()))
+
+
+def require(caller: Caller, scope: str, *, claim: str | None = None) -> None:
+    """Raise a 403 AuthError unless the caller has `scope` (and, if given, a truthy `claim`)."""
+    if scope not in caller.scopes:
+        raise AuthError.forbidden(f"missing scope '{scope}'")
+    if claim is not None and not caller.claims.get(claim):
+        raise AuthError.forbidden(_CLAIM_MESSAGES.get(claim, f"missing claim '{claim}'"))
+
+
+def mint_token(
+    settings: Settings,
+    *,
+    scopes: list[str],
+    claims: dict[str, Any],
+    expires_in: int = 3600,
+    algorithm: str = "HS512",
+) -> str:
+    """An internal HMAC token that this service accepts (for the CLI and tests)."""
+    now = int(time.time())
+    payload = {
+        "iss": settings.hs_issuer,
+        "aud": settings.audience,
+        "iat": now,
+        "exp": now + expires_in,
+        "metadata": claims,
+        "scope": " ".join(scopes),
+    }
+    return jwt.encode(payload, settings.hs_key, algorithm=algorithm)
+
+
+def caller_from_request(request: Request[Any, Any, Any]) -> Caller:
+    """Litestar glue: authenticate with the Authenticator kept at `app.state.authenticator`."""
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator.authenticate(request.headers.get("authorization"))

@@ -1,0 +1,275 @@
+"""Token matrix for encounters_service.auth: pure unit tests, no database, no network."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import replace
+from types import SimpleNamespace
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from encounters_service.auth import (
+    READ_SCOPE,
+    WRITE_SCOPE,
+    AuthError,
+    Authenticator,
+    Caller,
+    caller_from_request,
+    mint_token,
+    require,
+)
+from encounters_service.settings import Settings, SettingsError, load_settings
+
+KEY = "test-hmac-key-" + "x" * 64
+SETTINGS = Settings(hs_key=KEY, hs_issuer="http://issuer.test/")
+JWKS_SETTINGS = replace(
+    SETTINGS,
+    jwks_url="https://idp.test/.well-known/jwks.json",
+    jwks_issuer="https://idp.test/",
+    jwks_audience="encounters",
+    jwks_metadata_claim="https://example.com/metadata",
+)
+IDP_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ROGUE_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+IDP_PUBLIC_PEM = IDP_KEY.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
+
+
+def jwks_client() -> jwt.PyJWKClient:
+    """A real PyJWKClient whose JWKS document is served from memory instead of the network."""
+    jwk = RSAAlgorithm.to_jwk(IDP_KEY.public_key(), as_dict=True) | {"kid": "idp-1", "use": "sig"}
+    client = jwt.PyJWKClient(JWKS_SETTINGS.jwks_url)
+    client.fetch_data = lambda: {"keys": [jwk]}
+    return client
+
+
+HS = Authenticator(SETTINGS)
+HS512_ONLY = Authenticator(replace(SETTINGS, hs_algorithms=("HS512",)))
+WITH_JWKS = Authenticator(JWKS_SETTINGS, jwks_client=jwks_client())
+
+
+def hs_payload(**changes):
+    """Valid internal-token claims with `changes` applied; a change to None drops the claim."""
+    now = int(time.time())
+    base = {
+        "iss": SETTINGS.hs_issuer,
+        "aud": SETTINGS.audience,
+        "iat": now,
+        "exp": now + 600,
+        "metadata": {"clinician_id": "clin-1"},
+        "scope": READ_SCOPE,
+    }
+    return {name: value for name, value in (base | changes).items() if value is not None}
+
+
+def rs_payload(**changes):
+    """Valid identity-provider claims, custom claims under the configured claim name."""
+    defaults = {
+        "iss": JWKS_SETTINGS.jwks_issuer,
+        "aud": JWKS_SETTINGS.jwks_audience,
+        "metadata": None,
+        JWKS_SETTINGS.jwks_metadata_claim: {"patient_id": "pat-1"},
+    }
+    return hs_payload(**(defaults | changes))
+
+
+def hs_token(algorithm="HS512", key=KEY, **changes) -> str:
+    return jwt.encode(hs_payload(**changes), key, algorithm=algorithm)
+
+
+def rs_token(key=IDP_KEY, kid="idp-1", **changes) -> str:
+    return jwt.encode(rs_payload(**changes), key, algorithm="RS256", headers={"kid": kid})
+
+
+def hand_token(header: dict, payload: dict, hmac_key: bytes | None) -> str:
+    """A JWT built without pyjwt (which refuses to sign `none` or with a PEM as HMAC secret)."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
+    signature = b""
+    if hmac_key is not None:
+        signature = hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+def bearer(token: str) -> str:
+    return f"Bearer {token}"
+
+
+def auth_error(action) -> AuthError:
+    with pytest.raises(AuthError) as caught:
+        action()
+    return caught.value
+
+
+@pytest.mark.parametrize("algorithm", ["HS512", "HS384", "HS256"])
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_valid_hmac_token_gives_caller(algorithm, scheme):
+    token = mint_token(
+        SETTINGS,
+        scopes=[READ_SCOPE, WRITE_SCOPE],
+        claims={"system_id": "sys-1", "clinician_id": "clin-1", "can_edit_ews": True},
+        algorithm=algorithm,
+    )
+    caller = HS.authenticate(f"{scheme} {token}")
+    assert caller.id == "clin-1"
+    assert caller.scopes == {READ_SCOPE, WRITE_SCOPE}
+    assert caller.claims["system_id"] == "sys-1"
+    assert (caller.can_edit_ews, caller.system_id, caller.is_system) == (True, "sys-1", True)
+
+
+def test_missing_scope_claim_means_no_scopes():
+    assert HS.authenticate(bearer(hs_token(scope=None))).scopes == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected_id"),
+    [
+        ({"system_id": "s", "clinician_id": "c", "device_id": "d", "patient_id": "p"}, "p"),
+        ({"system_id": "s", "clinician_id": "c", "device_id": "d"}, "d"),
+        ({"system_id": "s", "clinician_id": "c"}, "c"),
+        ({"system_id": "s"}, "s"),
+        ({"patient_id": "", "device_id": None, "system_id": "s"}, "s"),
+        ({"other": "x"}, "unknown"),
+    ],
+)
+def test_caller_id_precedence(claims, expected_id):
+    assert Caller.from_claims(claims, frozenset()).id == expected_id
+
+
+@pytest.mark.parametrize(
+    ("claims", "can_edit_ews", "system_id"),
+    [({"can_edit_ews": "true", "system_id": ""}, False, None), ({"can_edit_ews": False}, False, None)],
+)
+def test_caller_flags_need_real_values(claims, can_edit_ews, system_id):
+    caller = Caller.from_claims(claims, frozenset())
+    assert (caller.can_edit_ews, caller.system_id, caller.is_system) == (can_edit_ews, system_id, False)
+
+
+def test_valid_rs256_token_via_jwks():
+    caller = WITH_JWKS.authenticate(bearer(rs_token(scope=f"{WRITE_SCOPE} {READ_SCOPE}")))
+    assert caller.id == "pat-1"
+    assert caller.scopes == {READ_SCOPE, WRITE_SCOPE}
+
+
+def test_hmac_tokens_still_work_with_jwks_configured():
+    assert WITH_JWKS.authenticate(bearer(hs_token())).id == "clin-1"
+
+
+def expect_401(authenticator: Authenticator, header: str | None, reason: str) -> None:
+    error = auth_error(lambda: authenticator.authenticate(header))
+    assert error.status_code == 401
+    assert reason in error.message
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        pytest.param(None, "missing Authorization header", id="no-header"),
+        pytest.param("", "missing Authorization header", id="empty-header"),
+        pytest.param("Basic dXNlcjpwdw==", "must be 'Bearer <token>'", id="not-bearer"),
+        pytest.param("Bearer", "must be 'Bearer <token>'", id="bearer-without-token"),
+        pytest.param("Bearer a b", "must be 'Bearer <token>'", id="two-tokens"),
+        pytest.param("Bearer not-a-jwt", "malformed token", id="garbage"),
+    ],
+)
+def test_unusable_header_is_401(header, reason):
+    expect_401(HS, header, reason)
+
+
+NOW = int(time.time())
+RS_CLAIM = JWKS_SETTINGS.jwks_metadata_claim
+
+
+@pytest.mark.parametrize(
+    ("authenticator", "token", "reason"),
+    [
+        pytest.param(HS, hs_token(key="other-" + KEY), "invalid token signature", id="bad-signature"),
+        pytest.param(HS, hand_token({"alg": "none"}, hs_payload(), None), "algorithm is not allowed", id="alg-none"),
+        pytest.param(HS512_ONLY, hs_token("HS256"), "algorithm is not allowed", id="hs256-outside-allow-list"),
+        pytest.param(HS, rs_token(), "algorithm is not allowed", id="rs256-without-jwks"),
+        pytest.param(WITH_JWKS, rs_token(key=ROGUE_KEY), "invalid token signature", id="rs256-untrusted-key"),
+        pytest.param(WITH_JWKS, rs_token(kid="unknown"), "no trusted signing key", id="rs256-unknown-kid"),
+        pytest.param(
+            WITH_JWKS,
+            hand_token({"alg": "HS256", "kid": "idp-1"}, rs_payload(), IDP_PUBLIC_PEM),
+            "invalid token signature",
+            id="algorithm-confusion-public-pem-as-hmac-secret",
+        ),
+        pytest.param(HS, hs_token(exp=NOW - 60), "token has expired", id="expired"),
+        pytest.param(WITH_JWKS, rs_token(exp=NOW - 60), "token has expired", id="rs256-expired"),
+        pytest.param(HS, hs_token(nbf=NOW + 600), "token is not yet valid", id="nbf-in-future"),
+        pytest.param(HS, hs_token(exp=None), "token has no 'exp' claim", id="no-exp"),
+        pytest.param(HS, hs_token(iss="http://elsewhere/"), "invalid token issuer", id="wrong-issuer"),
+        pytest.param(HS, hs_token(aud="someone-else"), "invalid token audience", id="wrong-audience"),
+        pytest.param(WITH_JWKS, rs_token(iss=SETTINGS.hs_issuer), "invalid token issuer", id="rs256-wrong-issuer"),
+        pytest.param(HS, hs_token(scope=[READ_SCOPE]), "'scope' must be a space-separated string", id="scope-list"),
+        pytest.param(HS, hs_token(metadata=None), "'metadata' is missing", id="no-metadata"),
+        pytest.param(HS, hs_token(metadata="clin-1"), "'metadata' is missing or not an object", id="metadata-str"),
+        pytest.param(
+            WITH_JWKS,
+            rs_token(metadata={"patient_id": "p"}, **{RS_CLAIM: None}),
+            f"'{RS_CLAIM}' is missing",
+            id="rs256-custom-claims-under-metadata",
+        ),
+    ],
+)
+def test_unusable_token_is_401(authenticator, token, reason):
+    expect_401(authenticator, bearer(token), reason)
+
+
+def test_proxy_url_sets_issuer_and_audience():
+    settings = load_settings({"PROXY_URL": "http://x", "HS_KEY": KEY})
+    assert (settings.hs_issuer, settings.audience) == ("http://x/", "http://x/")
+    authenticator = Authenticator(settings)
+    token = mint_token(settings, scopes=[READ_SCOPE], claims={"device_id": "dev-1"})
+    assert authenticator.authenticate(bearer(token)).id == "dev-1"
+    no_slash = jwt.encode(hs_payload(iss="http://x", aud="http://x/"), KEY, algorithm="HS512")
+    expect_401(authenticator, bearer(no_slash), "invalid token issuer")
+
+
+def test_jwks_needs_issuer_and_audience():
+    with pytest.raises(SettingsError, match="JWKS_ISSUER and JWKS_AUDIENCE"):
+        Authenticator(replace(JWKS_SETTINGS, jwks_audience=None))
+
+
+CALLER = Caller.from_claims({"clinician_id": "clin-1", "can_edit_ews": False}, frozenset({READ_SCOPE}))
+SYSTEM = Caller.from_claims({"system_id": "sys-1"}, frozenset({WRITE_SCOPE}))
+
+
+@pytest.mark.parametrize(
+    ("caller", "scope", "claim", "message"),
+    [
+        (CALLER, WRITE_SCOPE, None, "missing scope 'write:send_encounter'"),
+        (SYSTEM, READ_SCOPE, None, "missing scope 'read:send_encounter'"),
+        (CALLER, READ_SCOPE, "system_id", "this route is only for system callers (claim 'system_id')"),
+        (CALLER, READ_SCOPE, "can_edit_ews", "missing claim 'can_edit_ews'"),
+    ],
+)
+def test_require_refuses_with_403(caller, scope, claim, message):
+    error = auth_error(lambda: require(caller, scope, claim=claim))
+    assert (error.status_code, error.message) == (403, message)
+
+
+@pytest.mark.parametrize(
+    ("caller", "scope", "claim"), [(CALLER, READ_SCOPE, None), (SYSTEM, WRITE_SCOPE, "system_id")]
+)
+def test_require_allows(caller, scope, claim):
+    require(caller, scope, claim=claim)
+
+
+def test_caller_from_request_uses_app_authenticator():
+    request = SimpleNamespace(
+        headers={"authorization": bearer(hs_token())},
+        app=SimpleNamespace(state=SimpleNamespace(authenticator=HS)),
+    )
+    assert caller_from_request(request).id == "clin-1"
