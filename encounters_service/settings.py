@@ -40,6 +40,8 @@ class Settings:
     jwks_audience: str | None = None
     jwks_metadata_claim: str = "metadata"
     statement_timeout_ms: int = 5000
+    pool_open_timeout_s: float = 10.0
+    pool_timeout_s: float = 2.0
     pool_min_size: int = 2
     pool_max_size: int = 10
     version: str = "unknown"

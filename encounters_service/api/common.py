@@ -1,0 +1,76 @@
+"""What every route shares: auth guards, the strict query-string check, JSON pass-through."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from litestar import Request, Response
+from litestar.connection import ASGIConnection
+from litestar.exceptions import ValidationException
+from litestar.handlers import BaseRouteHandler
+
+from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, Caller, caller_from_request, require
+from encounters_service.db import Database
+
+# Handler arguments Litestar fills from the request itself rather than from the query string.
+_NOT_QUERY = {"request", "data", "state", "headers", "cookies", "scope", "socket", "body", "caller", "db"}
+IGNORE_UNKNOWN_QUERY = "ignore_unknown_query"  # route opt: accept (and ignore) any query parameter
+
+
+def guard(scope: str, claim: str | None = None) -> Callable:
+    """A Litestar guard: the caller needs `scope` (and `claim`); the caller is kept on the request."""
+
+    def check(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        caller = caller_from_request(connection)
+        require(caller, scope, claim=claim)
+        connection.state.caller = caller
+
+    return check
+
+
+READ = [guard(READ_SCOPE)]
+WRITE = [guard(WRITE_SCOPE)]
+
+
+def caller_of(request: Request) -> Caller:
+    return request.state.caller
+
+
+def database(request: Request) -> Database:
+    return request.app.state.db
+
+
+def json_response(document: str | None) -> Response:
+    """A JSON document built by PostgreSQL, passed through untouched."""
+    return Response(content=(document or "null").encode(), media_type="application/json")
+
+
+def _query_names(handler: BaseRouteHandler) -> frozenset[str]:
+    names = handler.opt.get("_query_names")
+    if names is None:
+        parameters = inspect.signature(handler.fn).parameters
+        path_names = set(handler.paths and _path_parameter_names(handler))
+        names = frozenset(parameters) - _NOT_QUERY - path_names
+        handler.opt["_query_names"] = names
+    return names
+
+
+def _path_parameter_names(handler: BaseRouteHandler) -> set[str]:
+    names = set()
+    for path in handler.paths:
+        for part in path.split("/"):
+            if part.startswith("{") and part.endswith("}"):
+                names.add(part[1:-1].split(":")[0])
+    return names
+
+
+async def check_request_shape(request: Request) -> None:
+    """Before every handler: refuse unknown query parameters and a JSON body on a GET (400)."""
+    handler = request.route_handler
+    if not handler.opt.get(IGNORE_UNKNOWN_QUERY):
+        unknown = sorted(set(request.query_params) - _query_names(handler))
+        if unknown:
+            raise ValidationException(f"unknown query parameter(s): {', '.join(unknown)}")
+    if request.method == "GET" and await request.body():
+        raise ValidationException("a GET request takes no body")

@@ -1,0 +1,56 @@
+"""create_app(settings, conninfo): the Litestar application, its routes and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from encounters_service.api import ROUTES
+from encounters_service.api.common import check_request_shape
+from encounters_service.auth import Authenticator
+from encounters_service.db import Database, make_pool
+from encounters_service.errors import EXCEPTION_HANDLERS
+from encounters_service.logs import request_logging
+from encounters_service.settings import Settings
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings, conninfo: str) -> Litestar:
+    pool = make_pool(settings, conninfo)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # Fail fast: the service does not start against a database it cannot reach.
+        await pool.open(wait=True, timeout=settings.pool_open_timeout_s)
+        app.state.db = Database(pool)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = Litestar(
+        route_handlers=ROUTES,
+        lifespan=[lifespan],
+        before_request=check_request_shape,
+        exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=None,
+        request_max_body_size=MAX_BODY_BYTES,
+        state=State({"settings": settings, "authenticator": Authenticator(settings)}),
+        openapi_config=OpenAPIConfig(
+            title="Encounters service",
+            version=settings.version,
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+        ),
+        debug=False,
+    )
+    # Outermost, so that unknown routes (404) and wrong methods (405) are logged too.
+    app.asgi_handler = request_logging(app.asgi_handler)
+    return app

@@ -1,0 +1,129 @@
+"""encounters-service serve | migrate {upgrade,rollback,status} | token"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from encounters_service import migrate
+from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, mint_token
+from encounters_service.embedded import EmbeddedPostgresError, start_local_postgres
+from encounters_service.logs import configure_logging
+from encounters_service.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("encounters_service")
+
+
+def _database(settings: Settings, stack: ExitStack) -> str:
+    """The configured database, or a local PostgreSQL started (and later stopped) for this run."""
+    if settings.database_url:
+        return settings.database_url
+    local = stack.enter_context(start_local_postgres(settings.data_dir))
+    return local.conninfo
+
+
+def _claim(text: str) -> tuple[str, object]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--claim takes key=value, got {text!r}")
+    try:
+        return key, json.loads(raw)  # true, 2, "x" keep their JSON types
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    from encounters_service.app import create_app
+
+    settings = settings.with_overrides(host=args.host, port=args.port, data_dir=args.data_dir)
+    with ExitStack() as stack:
+        conninfo = _database(settings, stack)
+        if settings.should_migrate_on_start:
+            applied = migrate.upgrade(conninfo)
+            log.info("migrations applied: %s", ", ".join(applied) or "none pending")
+        if settings.embedded:
+            _print_welcome(settings)
+        uvicorn.run(
+            create_app(settings, conninfo),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+
+
+def _print_welcome(settings: Settings) -> None:
+    token = mint_token(settings, scopes=[READ_SCOPE, WRITE_SCOPE], claims={"clinician_id": "local-user"})
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        f"\nLocal PostgreSQL in {settings.data_dir}; serving on {base}\n"
+        f"A token for local use (read and write, valid 1 hour):\n\n  export TOKEN={token}\n\n"
+        f"  curl -H \"Authorization: Bearer $TOKEN\" '{base}/dhos/v2/encounter?patient_id=<uuid>'\n",
+        flush=True,
+    )
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
+    with ExitStack() as stack:
+        conninfo = _database(settings.with_overrides(data_dir=args.data_dir), stack)
+        if args.action == "upgrade":
+            applied = migrate.upgrade(conninfo)
+            print(f"applied: {', '.join(applied) or 'nothing pending'}; function files re-applied")
+        elif args.action == "rollback":
+            undone = migrate.rollback(conninfo, steps=None if args.all else args.steps)
+            print(f"rolled back: {', '.join(undone) or 'nothing'}")
+        else:
+            state = migrate.status(conninfo)
+            for migration_id in state.applied:
+                print(f"applied  {migration_id}")
+            for migration_id in state.pending:
+                print(f"pending  {migration_id}")
+            for file_name, checksum, applied_at in state.functions:
+                print(f"function {file_name} sha256={checksum[:12]} applied_at={applied_at:%Y-%m-%d %H:%M:%S%z}")
+
+
+def cmd_token(args: argparse.Namespace, settings: Settings) -> None:
+    claims = dict(args.claim or [("clinician_id", "local-user")])
+    print(mint_token(settings, scopes=args.scope or [READ_SCOPE, WRITE_SCOPE], claims=claims, expires_in=args.expires_in))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="encounters-service", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service (local PostgreSQL when no database is configured)")
+    serve.add_argument("--host", help="listen address (env HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (env PORT, default 5000)")
+    serve.add_argument("--data-dir", type=Path, help="local PostgreSQL data dir (env ENCOUNTERS_DATA_DIR)")
+    serve.set_defaults(run=cmd_serve)
+
+    migration = commands.add_parser("migrate", help="upgrade, roll back or show the database schema")
+    migration.add_argument("action", choices=["upgrade", "rollback", "status"])
+    migration.add_argument("--steps", type=int, default=1, help="rollback: how many migrations (default 1)")
+    migration.add_argument("--all", action="store_true", help="rollback: every migration (drops all data)")
+    migration.add_argument("--data-dir", type=Path, help="local PostgreSQL data dir when no database is configured")
+    migration.set_defaults(run=cmd_migrate)
+
+    token = commands.add_parser("token", help="mint a token for local use (signed with HS_KEY)")
+    token.add_argument("--scope", action="append", help=f"repeatable; default {READ_SCOPE} and {WRITE_SCOPE}")
+    token.add_argument("--claim", action="append", type=_claim, help="custom claim key=value (repeatable)")
+    token.add_argument("--expires-in", type=int, default=3600, help="seconds (default 3600)")
+    token.set_defaults(run=cmd_token)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        args.run(args, settings)
+    except (SettingsError, EmbeddedPostgresError) as error:
+        sys.exit(f"encounters-service: {error}")

@@ -1,0 +1,75 @@
+"""Connection pool and the one way Python runs SQL: a named query file with a dict of parameters.
+
+JSON and JSONB values are loaded as text: the service passes documents that PostgreSQL built
+straight through to the response, without parsing them in Python.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, AsyncRawCursor, Connection, RawCursor
+from psycopg.types.string import TextLoader
+from psycopg_pool import AsyncConnectionPool
+
+from encounters_service.settings import Settings
+from encounters_service.sqlfiles import Query, load_queries
+
+APPLICATION_NAME = "encounters-service"
+
+
+def use_text_for_json(conn: Connection | AsyncConnection) -> None:
+    for type_name in ("json", "jsonb"):
+        conn.adapters.register_loader(type_name, TextLoader)
+
+
+async def _configure(conn: AsyncConnection) -> None:
+    use_text_for_json(conn)
+
+
+def make_pool(settings: Settings, conninfo: str) -> AsyncConnectionPool:
+    """A closed pool (open it in the app lifespan) with per-connection limits."""
+    options = f"-c statement_timeout={settings.statement_timeout_ms} -c application_name={APPLICATION_NAME}"
+    return AsyncConnectionPool(
+        conninfo,
+        open=False,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        kwargs={"options": options, "cursor_factory": AsyncRawCursor, "autocommit": True},
+        configure=_configure,
+        timeout=settings.pool_timeout_s,
+        name=APPLICATION_NAME,
+    )
+
+
+class Database:
+    """The queries of sql/queries, run on a pool; each call is one statement in one transaction."""
+
+    def __init__(self, pool: AsyncConnectionPool, queries: dict[str, Query] | None = None):
+        self.pool = pool
+        self.queries = load_queries() if queries is None else queries
+
+    async def rows(self, name: str, **params: Any) -> list[tuple]:
+        query = self.queries[name]
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(query.sql, query.arguments(params))
+            return await cursor.fetchall()
+
+    async def value(self, name: str, **params: Any) -> Any:
+        """The first column of the only row (None when there is no row)."""
+        rows = await self.rows(name, **params)
+        return rows[0][0] if rows else None
+
+
+def run_sync(conn: Connection, query: Query, **params: Any) -> list[tuple]:
+    """The same as Database.rows, on a plain synchronous connection (CLI and tests)."""
+    with RawCursor(conn) as cursor:
+        cursor.execute(query.sql, query.arguments(params))
+        return cursor.fetchall() if cursor.description else []
+
+
+def connect_sync(conninfo: str, **kwargs: Any) -> Connection:
+    conn = psycopg.connect(conninfo, **kwargs)
+    use_text_for_json(conn)
+    return conn

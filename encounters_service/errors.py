@@ -1,0 +1,101 @@
+"""The one place that turns failures into `{"message": …}` responses with the right status."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+import psycopg.errors
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from psycopg_pool import PoolTimeout
+
+from encounters_service.auth import AuthError
+
+log = logging.getLogger("encounters_service.errors")
+
+# SQLSTATEs raised by our functions (sql/functions): the database's message is the caller's message.
+SQLSTATE_STATUS = {
+    "EN400": 400,
+    "EN403": 403,
+    "EN404": 404,
+    "EN409": 409,
+    "EN422": 422,
+    "23505": 409,  # unique_violation: a partial unique index refused a duplicate
+    "23503": 422,  # foreign_key_violation: refers to something that does not exist
+    "23514": 400,  # check_violation
+    "23502": 400,  # not_null_violation
+    "57014": 503,  # query_canceled: statement_timeout
+}
+SQLSTATE_CLASS_STATUS = {
+    "22": 400,  # data exception: bad value for its type
+    "08": 503,  # connection exception
+    "57": 503,  # operator intervention: server shutting down
+    "53": 503,  # insufficient resources
+}
+UNIQUE_INDEX_MESSAGES = {
+    "encounter_live_epr_id_key": "epr_encounter_id is already used by another encounter that is not deleted",
+    "encounter_one_open_local_key": "the patient already has an open local encounter",
+}
+UNAVAILABLE = "the database is unavailable, try again shortly"
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response({"message": message}, status_code=status, media_type=MediaType.JSON, headers=headers)
+
+
+def _validation_message(exc: ValidationException) -> str:
+    details = exc.extra if isinstance(exc.extra, list) else []
+    parts = []
+    for detail in details:
+        if isinstance(detail, dict) and detail.get("message"):
+            key = detail.get("key")
+            where = f" ({detail.get('source', 'input')} '{key}')" if key else ""
+            parts.append(f"{detail['message']}{where}")
+    return "; ".join(parts) or str(exc.detail)
+
+
+def handle_http_exception(request: Request, exc: HTTPException) -> Response:
+    if isinstance(exc, ValidationException):
+        return error_response(400, _validation_message(exc))
+    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+def handle_auth_error(request: Request, exc: AuthError) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    return error_response(exc.status_code, exc.message, headers)
+
+
+def handle_database_error(request: Request, exc: psycopg.Error) -> Response:
+    state = exc.sqlstate or ""
+    status = SQLSTATE_STATUS.get(state) or SQLSTATE_CLASS_STATUS.get(state[:2])
+    if isinstance(exc, psycopg.OperationalError) and status is None:
+        status = 503
+    if status is None:
+        return handle_unexpected(request, exc)
+    if status == 503:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return error_response(503, UNAVAILABLE, {"Retry-After": "1"})
+    diag = exc.diag
+    message = UNIQUE_INDEX_MESSAGES.get(diag.constraint_name or "") or diag.message_primary or str(exc)
+    return error_response(status, message)
+
+
+def handle_pool_timeout(request: Request, exc: PoolTimeout) -> Response:
+    log.warning("no database connection within the pool timeout")
+    return error_response(503, UNAVAILABLE, {"Retry-After": "1"})
+
+
+def handle_unexpected(request: Request, exc: Exception) -> Response:
+    request_id = request.scope.get("state", {}).get("request_id", "-")
+    log.exception("unexpected error (request %s)", request_id)
+    return error_response(500, f"internal error; quote request id {request_id}")
+
+
+EXCEPTION_HANDLERS = {
+    HTTPException: handle_http_exception,
+    AuthError: handle_auth_error,
+    PoolTimeout: handle_pool_timeout,
+    psycopg.Error: handle_database_error,
+    Exception: handle_unexpected,
+}

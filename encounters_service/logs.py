@@ -1,0 +1,98 @@
+"""Logging set-up (LOG_LEVEL, LOG_FORMAT=colour|plain|json) and the one-line-per-request log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import uuid
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "x-request-id"
+_LEVELS = {"ERROR": logging.ERROR, "WARN": logging.WARNING, "INFO": logging.INFO, "DEBUG": logging.DEBUG}
+_COLOURS = {"DEBUG": "\033[36m", "INFO": "\033[32m", "WARNING": "\033[33m", "ERROR": "\033[31m", "CRITICAL": "\033[41m"}
+_RESET = "\033[0m"
+_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class ColourFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        colour = _COLOURS.get(record.levelname, "")
+        return f"{colour}{text}{_RESET}" if colour else text
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    formatter = {
+        "json": JsonFormatter(),
+        "colour": ColourFormatter(_TEXT_FORMAT),
+        "plain": logging.Formatter(_TEXT_FORMAT),
+    }[log_format]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(_LEVELS[level])
+    # The request line below replaces the servers' own access logs.
+    for noisy in ("uvicorn.access", "granian.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+request_log = logging.getLogger("encounters_service.requests")
+
+
+def request_logging(app: ASGIApp) -> ASGIApp:
+    """ASGI middleware: a request id (kept from the caller's header or made), echoed in the
+    response header and written in one log line per request with status and duration."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER.encode(), request_id.encode())]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            fields = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round(elapsed_ms, 2),
+                "request_id": request_id,
+            }
+            request_log.info(
+                "%s %s %s %.1fms request_id=%s",
+                *fields.values(),
+                extra={"fields": fields},
+            )
+
+    return middleware

@@ -1,0 +1,122 @@
+"""Schema upgrades: yoyo migrations, then every sql/functions file re-applied in one transaction.
+
+yoyo only runs post-apply steps when a migration is pending, so function files are applied here,
+on every upgrade, and each file's checksum is kept in encounters.deployed_function for DBAs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from yoyo import get_backend, read_migrations
+
+from encounters_service.db import run_sync
+from encounters_service.settings import MIGRATIONS_DIR, SQL_DIR
+from encounters_service.sqlfiles import load_queries
+
+FUNCTIONS_DIR = SQL_DIR / "functions"
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    applied: list[str]
+    pending: list[str]
+    functions: list[tuple]  # (file name, sha256, applied_at) as deployed
+
+
+def yoyo_url(conninfo: str) -> str:
+    """A libpq conninfo (URL or key=value) as the URL yoyo wants for psycopg 3."""
+    parts = conninfo_to_dict(conninfo)
+    user = parts.get("user", "")
+    password = f":{parts['password']}" if parts.get("password") else ""
+    credentials = f"{user}{password}@" if user else ""
+    host = parts.get("host", "")
+    if host.startswith("/"):  # unix socket: yoyo passes unknown query args through to libpq
+        location, query = "", f"?host={host}&port={parts.get('port', 5432)}"
+    else:
+        location, query = f"{host or 'localhost'}:{parts.get('port', 5432)}", ""
+    return f"postgresql+psycopg://{credentials}{location}/{parts.get('dbname', 'postgres')}{query}"
+
+
+def _backend(conninfo: str):
+    return get_backend(yoyo_url(conninfo))
+
+
+def upgrade(conninfo: str) -> list[str]:
+    """Apply pending migrations and re-apply function files; returns the migration ids applied."""
+    backend = _backend(conninfo)
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    with backend.lock():
+        pending = backend.to_apply(migrations)
+        backend.apply_migrations(pending)
+    apply_functions(conninfo)
+    return [m.id for m in pending]
+
+
+def rollback(conninfo: str, *, steps: int | None = 1) -> list[str]:
+    """Roll back the last `steps` migrations (None: all of them); returns the ids rolled back."""
+    backend = _backend(conninfo)
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    with backend.lock():
+        applied = backend.to_rollback(migrations)
+        chosen = applied if steps is None else applied[:steps]
+        backend.rollback_migrations(chosen)
+    return [m.id for m in chosen]
+
+
+def status(conninfo: str) -> MigrationStatus:
+    backend = _backend(conninfo)
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    pending = {m.id for m in backend.to_apply(migrations)}
+    functions: list[tuple] = []
+    if len(pending) < len(migrations):
+        with psycopg.connect(conninfo) as conn:
+            functions = run_sync(conn, load_queries()["admin.deployed_functions"])
+    return MigrationStatus(
+        applied=[m.id for m in migrations if m.id not in pending],
+        pending=[m.id for m in migrations if m.id in pending],
+        functions=functions,
+    )
+
+
+_REQUIRES = re.compile(r"^-- requires:(.*)$", re.MULTILINE)
+
+
+def function_files(directory: Path = FUNCTIONS_DIR) -> list[Path]:
+    """Function files, each after the files its `-- requires:` header names.
+
+    Bodies in SQL-standard form (BEGIN ATOMIC) are bound when created, so what they call must
+    exist first.
+    """
+    paths = {path.stem: path for path in sorted(directory.glob("*.sql"))}
+    ordered: dict[str, Path] = {}
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if name in ordered:
+            return
+        if name in chain or name not in paths:
+            raise ValueError(f"sql/functions: cannot order {' -> '.join(chain + (name,))}")
+        for line in _REQUIRES.findall(paths[name].read_text()):
+            for required in filter(None, (part.strip() for part in line.split(","))):
+                visit(required, chain + (name,))
+        ordered[name] = paths[name]
+
+    for name in paths:
+        visit(name, ())
+    return list(ordered.values())
+
+
+def apply_functions(conninfo: str) -> None:
+    """CREATE OR REPLACE every function file in one transaction and record changed checksums."""
+    record_function = load_queries()["admin.record_function"]
+    with psycopg.connect(conninfo) as conn, conn.transaction():
+        for path in function_files():
+            text = path.read_text()
+            conn.execute(text.encode())
+            checksum = hashlib.sha256(text.encode()).hexdigest()
+            run_sync(conn, record_function, file_name=path.name, sha256=checksum)
