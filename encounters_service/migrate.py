@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,15 +45,20 @@ def yoyo_url(conninfo: str) -> str:
     return f"postgresql+psycopg://{credentials}{location}/{parts.get('dbname', 'postgres')}{query}"
 
 
-def _backend(conninfo: str):
-    return get_backend(yoyo_url(conninfo))
+@contextmanager
+def _backend(conninfo: str) -> Iterator:
+    """A yoyo backend whose connection is closed afterwards (a template database must have none)."""
+    backend = get_backend(yoyo_url(conninfo))
+    try:
+        yield backend
+    finally:
+        backend.connection.close()
 
 
 def upgrade(conninfo: str) -> list[str]:
     """Apply pending migrations and re-apply function files; returns the migration ids applied."""
-    backend = _backend(conninfo)
     migrations = read_migrations(str(MIGRATIONS_DIR))
-    with backend.lock():
+    with _backend(conninfo) as backend, backend.lock():
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
     apply_functions(conninfo)
@@ -60,9 +67,8 @@ def upgrade(conninfo: str) -> list[str]:
 
 def rollback(conninfo: str, *, steps: int | None = 1) -> list[str]:
     """Roll back the last `steps` migrations (None: all of them); returns the ids rolled back."""
-    backend = _backend(conninfo)
     migrations = read_migrations(str(MIGRATIONS_DIR))
-    with backend.lock():
+    with _backend(conninfo) as backend, backend.lock():
         applied = backend.to_rollback(migrations)
         chosen = applied if steps is None else applied[:steps]
         backend.rollback_migrations(chosen)
@@ -70,9 +76,9 @@ def rollback(conninfo: str, *, steps: int | None = 1) -> list[str]:
 
 
 def status(conninfo: str) -> MigrationStatus:
-    backend = _backend(conninfo)
     migrations = read_migrations(str(MIGRATIONS_DIR))
-    pending = {m.id for m in backend.to_apply(migrations)}
+    with _backend(conninfo) as backend:
+        pending = {m.id for m in backend.to_apply(migrations)}
     functions: list[tuple] = []
     if len(pending) < len(migrations):
         with psycopg.connect(conninfo) as conn:

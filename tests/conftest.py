@@ -1,0 +1,151 @@
+"""Test PostgreSQL: one server per session (pytest-postgresql), migrations applied once into a
+template database, and a fresh clone of it for each test that needs one.
+
+pg_ctl refuses to run as root (CI runs as root), so the server is driven through a small wrapper
+that switches to the `postgres` user, with its data on tmpfs in a directory that user owns.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import port_for
+import psycopg
+import pytest
+from litestar.testing import TestClient
+from pytest_postgresql.executors import PostgreSQLExecutor
+
+from encounters_service import migrate
+from encounters_service.app import create_app
+from encounters_service.db import connect_sync
+from encounters_service.embedded import find_bindir
+from tests.helpers import TEST_SETTINGS
+
+TEMPLATE = "encounters_template"
+_clone_numbers = itertools.count()
+
+
+def _scratch_dir() -> Path:
+    """A directory on tmpfs (fast clones) that the server's user can own."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    directory = Path(tempfile.mkdtemp(prefix="encounters-tests-", dir=base))
+    directory.chmod(0o755)
+    if os.geteuid() == 0:
+        postgres = pwd.getpwnam("postgres")
+        os.chown(directory, postgres.pw_uid, postgres.pw_gid)
+    return directory
+
+
+def _pg_ctl_wrapper(directory: Path) -> Path:
+    pg_ctl = find_bindir() / "pg_ctl"
+    as_postgres = "runuser -u postgres -- " if os.geteuid() == 0 else ""
+    wrapper = directory / "pg_ctl"
+    wrapper.write_text(f'#!/bin/sh\nexec {as_postgres}"{pg_ctl}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return wrapper
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgreSQLExecutor]:
+    directory = _scratch_dir()
+    executor = PostgreSQLExecutor(
+        executable=str(_pg_ctl_wrapper(directory)),
+        host="127.0.0.1",
+        port=port_for.select_random(),
+        datadir=str(directory / "data"),
+        unixsocketdir=str(directory),
+        logfile=str(directory / "postgresql.log"),
+        startparams="-w",
+        dbname=TEMPLATE,
+        postgres_options="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+    )
+    executor.start()
+    try:
+        yield executor
+    finally:
+        executor.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def server_conninfo(server: PostgreSQLExecutor, dbname: str) -> str:
+    return f"postgresql://postgres@{server.host}:{server.port}/{dbname}"
+
+
+def create_database(server: PostgreSQLExecutor, name: str, template: str = "template0") -> str:
+    with psycopg.connect(server_conninfo(server, "postgres"), autocommit=True) as conn:
+        conn.execute(f'create database "{name}" template "{template}"')
+    return server_conninfo(server, name)
+
+
+def drop_database(server: PostgreSQLExecutor, name: str) -> None:
+    with psycopg.connect(server_conninfo(server, "postgres"), autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def template_conninfo(pg_server: PostgreSQLExecutor) -> str:
+    """A database with every migration and function applied; tests clone it, never write to it."""
+    conninfo = create_database(pg_server, TEMPLATE)
+    migrate.upgrade(conninfo)
+    return conninfo
+
+
+@pytest.fixture
+def fresh_database(pg_server: PostgreSQLExecutor, template_conninfo: str) -> Iterator[str]:
+    """Conninfo of a fresh clone of the template, dropped after the test."""
+    name = f"test_{os.getpid()}_{next(_clone_numbers)}"
+    conninfo = create_database(pg_server, name, template=TEMPLATE)
+    try:
+        yield conninfo
+    finally:
+        drop_database(pg_server, name)
+
+
+@pytest.fixture
+def db(fresh_database: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the test's own database, for arranging and checking rows."""
+    with connect_sync(fresh_database, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def client(fresh_database: str) -> Iterator[TestClient]:
+    """The real app (its own pool, its own commits) on the test's own database."""
+    with TestClient(create_app(TEST_SETTINGS, fresh_database)) as test_client:
+        yield test_client
+
+
+
+@pytest.fixture
+def live_server(fresh_database: str) -> Iterator[str]:
+    """The real app served by uvicorn on a free loopback port, for truly parallel HTTP clients."""
+    import threading
+
+    import uvicorn
+
+    config = uvicorn.Config(
+        create_app(TEST_SETTINGS, fresh_database),
+        host="127.0.0.1",
+        port=port_for.select_random(),
+        log_config=None,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        threading.Event().wait(0.02)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
