@@ -117,11 +117,11 @@ def function_files(directory: Path = FUNCTIONS_DIR) -> list[Path]:
     return list(ordered.values())
 
 
-def apply_functions(conninfo: str) -> None:
+def apply_functions(conninfo: str, directory: Path = FUNCTIONS_DIR) -> None:
     """CREATE OR REPLACE every function file in one transaction and record changed checksums."""
     record_function = load_queries()["admin.record_function"]
     with psycopg.connect(conninfo) as conn, conn.transaction():
-        for path in function_files():
+        for path in function_files(directory):
             text = path.read_text()
             conn.execute(text.encode())
             checksum = hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,109 @@
+-- Schema snapshot (comments): Comments on every schema, table, column and index: what each one means.
+-- The current schema as one declarative picture; migrations/ is how databases get here.
+-- tests/migrations/test_schema_parity.py fails if this snapshot and the migrations disagree.
+
+COMMENT ON SCHEMA encounters IS 'Encounters service: tables (private; use encounters_api functions to write).';
+
+COMMENT ON SCHEMA encounters_api IS 'Encounters service: functions the service and analysts call.';
+
+COMMENT ON TABLE encounters.encounter IS 'One hospital stay of one patient. Rows are soft-deleted (deleted_at), never removed.';
+
+COMMENT ON COLUMN encounters.encounter.uuid IS 'Server-made identifier.';
+
+COMMENT ON COLUMN encounters.encounter.epr_encounter_id IS 'Id in the hospital record system (EPR); null for a local encounter, never empty.';
+
+COMMENT ON COLUMN encounters.encounter.encounter_type IS 'Kind of stay, e.g. INPATIENT.';
+
+COMMENT ON COLUMN encounters.encounter.admitted_at IS 'Admission time.';
+
+COMMENT ON COLUMN encounters.encounter.discharged_at IS 'Discharge time; null while the patient is still in.';
+
+COMMENT ON COLUMN encounters.encounter.deleted_at IS 'Soft-delete time; a deleted encounter is left out of every answer unless asked for.';
+
+COMMENT ON COLUMN encounters.encounter.location_uuid IS 'Current location (ward) of the stay.';
+
+COMMENT ON COLUMN encounters.encounter.patient_uuid IS 'Patient of the stay.';
+
+COMMENT ON COLUMN encounters.encounter.patient_record_uuid IS 'Patient record the stay belongs to (moves on a record merge).';
+
+COMMENT ON COLUMN encounters.encounter.dh_product_uuid IS 'Product the stay is recorded under (rendered as dh_product: [{uuid}]).';
+
+COMMENT ON COLUMN encounters.encounter.score_system IS 'Early-warning score system, e.g. news2.';
+
+COMMENT ON COLUMN encounters.encounter.spo2_scale IS 'NEWS2 SpO2 scale (1 or 2).';
+
+COMMENT ON COLUMN encounters.encounter.child_of_encounter_uuid IS 'Parent encounter; null for a top-level encounter. The hierarchy never forms a cycle.';
+
+COMMENT ON COLUMN encounters.encounter.created IS 'When the row was created.';
+
+COMMENT ON COLUMN encounters.encounter.created_by IS 'Caller id that created the row.';
+
+COMMENT ON COLUMN encounters.encounter.modified IS 'When the row last changed.';
+
+COMMENT ON COLUMN encounters.encounter.modified_by IS 'Caller id that last changed the row.';
+
+COMMENT ON INDEX encounters.encounter_live_epr_id_key IS 'An EPR encounter id is used by at most one non-deleted encounter.';
+
+COMMENT ON INDEX encounters.encounter_one_open_local_key IS 'A patient has at most one open local top-level encounter.';
+
+COMMENT ON INDEX encounters.encounter_patient_idx IS 'Encounters of a patient, latest first.';
+
+COMMENT ON INDEX encounters.encounter_epr_id_idx IS 'Look-up by EPR id, deleted encounters included.';
+
+COMMENT ON INDEX encounters.encounter_location_current_idx IS 'Top-level, non-deleted encounters per location (ward census, open as of a time).';
+
+COMMENT ON INDEX encounters.encounter_modified_idx IS 'What changed since a time.';
+
+COMMENT ON INDEX encounters.encounter_parent_idx IS 'Children of an encounter.';
+
+COMMENT ON INDEX encounters.encounter_record_idx IS 'Encounters of a patient record (record merge).';
+
+COMMENT ON TABLE encounters.location_history IS 'Where an encounter has been before its current location, one row per stay at a location.';
+
+COMMENT ON COLUMN encounters.location_history.arrived_at IS 'When the patient arrived at the location (admission or the previous move).';
+
+COMMENT ON COLUMN encounters.location_history.departed_at IS 'When the patient left the location.';
+
+COMMENT ON COLUMN encounters.location_history.created_at IS 'When the row was written.';
+
+COMMENT ON COLUMN encounters.location_history.created_by IS 'Caller id that wrote the row.';
+
+COMMENT ON TABLE encounters.score_system_history IS 'Each change of an encounter''s score system or SpO2 scale.';
+
+COMMENT ON COLUMN encounters.score_system_history.changed_time IS 'When the change took effect (systems may correct it).';
+
+COMMENT ON COLUMN encounters.score_system_history.score_system IS 'Score system the change asked for; null if the change did not name one.';
+
+COMMENT ON COLUMN encounters.score_system_history.previous_score_system IS 'Score system before the change.';
+
+COMMENT ON COLUMN encounters.score_system_history.spo2_scale IS 'SpO2 scale the change asked for; null if the change did not name one.';
+
+COMMENT ON COLUMN encounters.score_system_history.previous_spo2_scale IS 'SpO2 scale before the change.';
+
+COMMENT ON COLUMN encounters.score_system_history.changed_by IS 'Caller id that made the change.';
+
+COMMENT ON TABLE encounters.merge_history IS 'Record merges an encounter went through: the record and patient it had before, and the merge message.';
+
+COMMENT ON COLUMN encounters.merge_history.record_uuid IS 'Patient record the encounter belonged to before the merge.';
+
+COMMENT ON COLUMN encounters.merge_history.patient_uuid IS 'Patient the encounter belonged to before the merge.';
+
+COMMENT ON COLUMN encounters.merge_history.message_uuid IS 'Merge message; a replay of the same message changes nothing.';
+
+COMMENT ON COLUMN encounters.merge_history.merged_at IS 'When the merge happened.';
+
+COMMENT ON TABLE encounters.outbox IS 'Messages for the platform, written in the transaction of the change; the relay publishes them to RabbitMQ.';
+
+COMMENT ON COLUMN encounters.outbox.message_id IS 'Message id sent to the broker, so consumers can de-duplicate.';
+
+COMMENT ON COLUMN encounters.outbox.encounter_uuid IS 'Encounter the message is about (delivery keeps order per encounter).';
+
+COMMENT ON COLUMN encounters.outbox.routing_key IS 'RabbitMQ routing key, e.g. dhos.DM000007.';
+
+COMMENT ON COLUMN encounters.outbox.body IS 'JSON message body.';
+
+COMMENT ON COLUMN encounters.outbox.published_at IS 'When the broker confirmed the message; null while waiting.';
+
+COMMENT ON FUNCTION encounters.notify_outbox() IS 'Wakes the event relay (LISTEN encounters_outbox) when messages are written.';
+
+COMMENT ON TABLE encounters.deployed_function IS 'Each sql/functions file deployed by `encounters-service migrate`, with its checksum.';

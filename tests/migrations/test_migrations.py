@@ -1,0 +1,163 @@
+"""Migrations: snapshot parity with sql/schema, rollback round trip, idempotent upgrades,
+and the integrity rules that live in the schema itself."""
+
+from __future__ import annotations
+
+import difflib
+import subprocess
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from encounters_service import migrate
+from encounters_service.embedded import find_bindir
+from encounters_service.settings import SQL_DIR
+from tests.conftest import create_database, drop_database
+
+SCHEMA_FILES = sorted((SQL_DIR / "schema").glob("*.sql"))
+
+
+@pytest.fixture
+def empty_database(pg_server):
+    name = f"empty_{uuid.uuid4().hex[:12]}"
+    yield create_database(pg_server, name)
+    drop_database(pg_server, name)
+
+
+def schema_dump(conninfo: str) -> list[str]:
+    """pg_dump of our two schemas (empty when they do not exist), without comments, settings and
+    the per-dump random \\restrict keys."""
+    dumped = subprocess.run(
+        [find_bindir() / "pg_dump", "--schema-only", "--no-owner", "-n", "encounters", "-n", "encounters_api", conninfo],
+        capture_output=True,
+        text=True,
+    )
+    if "no matching schemas were found" in dumped.stderr:
+        return []
+    assert dumped.returncode == 0, dumped.stderr
+    noise = ("--", "SET ", "SELECT pg_catalog", "\\restrict", "\\unrestrict")
+    return [line for line in dumped.stdout.splitlines() if line and not line.startswith(noise)]
+
+
+def build_from_snapshot(conninfo: str, extra_sql: str = "") -> None:
+    with psycopg.connect(conninfo) as conn, conn.transaction():
+        for path in SCHEMA_FILES:
+            conn.execute(path.read_text().encode())
+        if extra_sql:
+            conn.execute(extra_sql.encode())
+    migrate.apply_functions(conninfo)
+
+
+def schema_diff(from_migrations: list[str], from_snapshot: list[str]) -> str:
+    return "\n".join(
+        difflib.unified_diff(from_migrations, from_snapshot, "schema from migrations/", "schema from sql/schema/", lineterm="")
+    )
+
+
+def test_snapshot_matches_migrations(template_conninfo, empty_database):
+    build_from_snapshot(empty_database)
+    diff = schema_diff(schema_dump(template_conninfo), schema_dump(empty_database))
+    assert not diff, f"sql/schema and migrations/ disagree:\n{diff}"
+
+
+def test_parity_check_reports_drift_readably(template_conninfo, empty_database):
+    build_from_snapshot(empty_database, "CREATE INDEX drifted_idx ON encounters.encounter (encounter_type);")
+    diff = schema_diff(schema_dump(template_conninfo), schema_dump(empty_database))
+    assert "+CREATE INDEX drifted_idx ON encounters.encounter USING btree (encounter_type);" in diff
+
+
+def test_upgrade_twice_changes_nothing_the_second_time(empty_database):
+    assert migrate.upgrade(empty_database) == ["0001.initial-schema"]
+    before = migrate.status(empty_database)
+    assert migrate.upgrade(empty_database) == []
+    after = migrate.status(empty_database)
+    assert after == before
+    assert after.pending == []
+    assert {name for name, _, _ in after.functions} == {p.name for p in migrate.function_files()}
+
+
+def test_rollback_to_zero_then_upgrade_again(empty_database):
+    migrate.upgrade(empty_database)
+    dump = schema_dump(empty_database)
+    assert migrate.rollback(empty_database, steps=None) == ["0001.initial-schema"]
+    assert schema_dump(empty_database) == []
+    assert migrate.status(empty_database).applied == []
+    migrate.upgrade(empty_database)
+    assert schema_dump(empty_database) == dump
+
+
+def test_a_changed_function_file_is_reapplied_and_its_checksum_recorded(empty_database, tmp_path):
+    migrate.upgrade(empty_database)
+    deployed = {name: (sha, at) for name, sha, at in migrate.status(empty_database).functions}
+    for path in migrate.function_files():
+        (tmp_path / path.name).write_text(path.read_text())
+    changed = tmp_path / "encounters_api.iso_utc.sql"
+    changed.write_text(changed.read_text().replace('.MS"Z"', '"Z"'))
+
+    migrate.apply_functions(empty_database, tmp_path)
+    migrate.apply_functions(empty_database, tmp_path)
+
+    with psycopg.connect(empty_database) as conn:
+        rendered = conn.execute("select encounters_api.iso_utc('2018-01-01T00:00:00Z')").fetchone()[0]
+    assert rendered == "2018-01-01T00:00:00Z"
+    redeployed = {name: (sha, at) for name, sha, at in migrate.status(empty_database).functions}
+    assert redeployed[changed.name][0] != deployed[changed.name][0]
+    unchanged = set(deployed) - {changed.name}
+    assert all(redeployed[name] == deployed[name] for name in unchanged)
+
+
+def test_functions_need_their_requirements_in_order():
+    names = [path.stem for path in migrate.function_files()]
+    assert names.index("encounters_api.iso_utc") < names.index("encounters_api.encounter_json")
+    assert names.index("encounters_api.descendant_uuids") < names.index("encounters_api.encounter_json")
+
+
+def _insert(conn: psycopg.Connection, patient: uuid.UUID, **columns: object) -> None:
+    values = {
+        "admitted_at": "2026-01-01T00:00:00Z",
+        "location_uuid": uuid.uuid4(),
+        "patient_uuid": patient,
+        "patient_record_uuid": uuid.uuid4(),
+        "dh_product_uuid": uuid.uuid4(),
+        "created_by": "test",
+        "modified_by": "test",
+        **columns,
+    }
+    names = ", ".join(values)
+    placeholders = ", ".join(["%s"] * len(values))
+    conn.execute(f"insert into encounters.encounter ({names}) values ({placeholders})", list(values.values()))
+
+
+def test_raw_sql_cannot_insert_a_second_open_local_encounter(db):
+    patient = uuid.uuid4()
+    _insert(db, patient)
+    with pytest.raises(psycopg.errors.UniqueViolation, match="encounter_one_open_local_key"):
+        _insert(db, patient)
+    _insert(db, patient, discharged_at="2026-01-02T00:00:00Z")  # a closed one is fine
+    _insert(db, patient, epr_encounter_id="EPR-1")  # so is an EPR one
+
+
+def test_raw_sql_cannot_reuse_a_live_epr_id(db):
+    _insert(db, uuid.uuid4(), epr_encounter_id="EPR-7")
+    with pytest.raises(psycopg.errors.UniqueViolation, match="encounter_live_epr_id_key"):
+        _insert(db, uuid.uuid4(), epr_encounter_id="EPR-7")
+    _insert(db, uuid.uuid4(), epr_encounter_id="EPR-8", deleted_at="2026-01-02T00:00:00Z")
+    _insert(db, uuid.uuid4(), epr_encounter_id="EPR-8")  # the deleted one does not count
+
+
+def test_raw_sql_cannot_store_an_empty_epr_id(db):
+    with pytest.raises(psycopg.errors.CheckViolation):
+        _insert(db, uuid.uuid4(), epr_encounter_id="")
+
+
+def test_migration_files_come_in_pairs_with_headers():
+    migrations = sorted(Path(migrate.MIGRATIONS_DIR).glob("*.sql"))
+    forward = [p for p in migrations if not p.name.endswith(".rollback.sql")]
+    for path in forward:
+        rollback = path.with_name(path.name.replace(".sql", ".rollback.sql"))
+        assert rollback.exists(), f"{path.name} has no rollback"
+        for text in (path.read_text(), rollback.read_text()):
+            assert text.startswith("--"), f"{path.name}: header comment missing"
+            assert "lock_timeout" in text and "statement_timeout" in text
