@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -49,6 +50,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
             log.info("migrations applied: %s", ", ".join(applied) or "none pending")
         if settings.embedded:
             _print_welcome(settings)
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
+        # it found; a no-op handler lets us stop the local PostgreSQL and exit 0 instead of dying.
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop_signal, lambda *_: None)
         uvicorn.run(
             create_app(settings, conninfo),
             host=settings.host,

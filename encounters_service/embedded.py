@@ -79,15 +79,16 @@ def start_local_postgres(data_dir: Path) -> LocalPostgres:
     """Start PostgreSQL on data_dir (initialised on first use) on a free port; create the database."""
     bindir = find_bindir()
     data_dir = data_dir.resolve()
-    pgdata, sockets, logfile = data_dir / "pgdata", data_dir / "sockets", data_dir / "postgres.log"
-    sockets.mkdir(parents=True, exist_ok=True)
+    pgdata, logfile = data_dir / "pgdata", data_dir / "postgres.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         _hand_over_to_postgres_user(data_dir)
     if not (pgdata / "PG_VERSION").exists():
         _initdb(bindir, pgdata)
     pg = LocalPostgres(bindir, pgdata, _free_port())
     pg.stop()  # a server left running by an earlier run listens on a port we do not know
-    options = f"-p {pg.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={shlex.quote(str(sockets))}"
+    # TCP only: a unix socket path inside a deep data dir can exceed the 107-byte socket path limit.
+    options = f"-p {pg.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
     started = _run(bindir / "pg_ctl", "start", "-w", "-t", "60", "-D", pgdata, "-l", logfile, "-o", options, check=False)
     if started.returncode != 0:
         tail = "\n".join(logfile.read_text(errors="replace").splitlines()[-5:]) if logfile.exists() else started.stderr
