@@ -1,0 +1,58 @@
+"""The command line: token minting and the migrate subcommands against a real database."""
+
+from __future__ import annotations
+
+import pytest
+
+from encounters_service import cli
+from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, Authenticator
+from encounters_service.settings import load_settings
+
+
+def run_cli(capsys, monkeypatch, env: dict[str, str], *argv: str) -> str:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    cli.main(list(argv))
+    return capsys.readouterr().out
+
+
+def test_token_carries_scopes_and_typed_claims(capsys, monkeypatch):
+    env = {"HS_KEY": "k" * 64, "HS_ISSUER": "http://iss/"}
+    output = run_cli(
+        capsys, monkeypatch, env, "token", "--scope", READ_SCOPE, "--claim", "system_id=dhos-robot", "--claim", "can_edit_ews=true"
+    )
+    caller = Authenticator(load_settings(env)).authenticate(f"Bearer {output.strip()}")
+    assert caller.id == "dhos-robot"
+    assert caller.scopes == frozenset({READ_SCOPE})
+    assert caller.can_edit_ews is True
+
+
+def test_token_defaults_to_read_and_write_for_a_local_clinician(capsys, monkeypatch):
+    env = {"HS_KEY": "k" * 64}
+    caller = Authenticator(load_settings(env)).authenticate(f"Bearer {run_cli(capsys, monkeypatch, env, 'token').strip()}")
+    assert caller.scopes == frozenset({READ_SCOPE, WRITE_SCOPE})
+    assert caller.id == "local-user"
+
+
+def test_token_refuses_a_claim_without_a_value(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["token", "--claim", "no-equals-sign"])
+    assert "key=value" in capsys.readouterr().err
+
+
+def test_migrate_upgrade_status_rollback(capsys, monkeypatch, fresh_database):
+    env = {"DATABASE_URL": fresh_database}
+    assert "nothing pending" in run_cli(capsys, monkeypatch, env, "migrate", "upgrade")
+    status = run_cli(capsys, monkeypatch, env, "migrate", "status")
+    assert "applied  0001.initial-schema" in status
+    assert "function encounters_api.encounter_json.sql sha256=" in status
+    assert "rolled back: 0001.initial-schema" in run_cli(capsys, monkeypatch, env, "migrate", "rollback", "--all")
+    assert "pending  0001.initial-schema" in run_cli(capsys, monkeypatch, env, "migrate", "status")
+    assert "applied: 0001.initial-schema" in run_cli(capsys, monkeypatch, env, "migrate", "upgrade")
+
+
+def test_bad_configuration_exits_with_a_message(capsys, monkeypatch):
+    monkeypatch.setenv("LOG_LEVEL", "LOUD")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["token"])
+    assert "LOG_LEVEL" in str(exit_info.value.code)
