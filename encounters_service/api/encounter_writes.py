@@ -1,0 +1,120 @@
+"""Encounter writes — create, update, unlink, merge, score-system-history correction — and the
+by-id reads that show their results (one encounter, its merge history).
+
+Each handler decodes its body strictly (models.decode), makes one call to an encounters_api
+function (which holds every rule and writes the events in the same transaction), and passes
+the JSON that PostgreSQL built through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Request, Response, delete, get, patch, post
+from litestar.params import FromPath, FromQuery, RawBody
+
+from encounters_service.api.common import (
+    IGNORE_UNKNOWN_QUERY,
+    READ,
+    WRITE,
+    caller_of,
+    database,
+    guard,
+    json_response,
+)
+from encounters_service.auth import WRITE_SCOPE, AuthError
+from encounters_service.models import (
+    Body,
+    EncounterCreate,
+    EncounterMerge,
+    EncounterUnlink,
+    EncounterUpdate,
+    ScoreSystemHistoryUpdate,
+    decode,
+    encode,
+)
+
+ENCOUNTER = "/dhos/v1/encounter/{encounter_id:uuid}"
+
+
+async def _write(request: Request, query: str, model: type[Body], raw: RawBody, **params: Any) -> list[tuple]:
+    """Run a write query with the decoded body and the caller's id."""
+    body = encode(decode(model, raw))
+    return await database(request).rows(query, body=body, caller=caller_of(request).id, **params)
+
+
+@post(
+    "/dhos/v2/encounter",
+    guards=WRITE,
+    status_code=200,
+    opt={IGNORE_UNKNOWN_QUERY: True},
+    summary="Create an encounter",
+)
+async def create_encounter(request: Request, body: RawBody) -> Response:
+    can_edit_ews = caller_of(request).can_edit_ews
+    [(created,)] = await _write(request, "writes.create_encounter", EncounterCreate, body, can_edit_ews=can_edit_ews)
+    return json_response(created)
+
+
+@get(ENCOUNTER, guards=READ, summary="One encounter (full form)")
+async def get_encounter(request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False) -> Response:
+    found = await database(request).value("writes.get_encounter", encounter_id=encounter_id, show_deleted=show_deleted)
+    return json_response(found)
+
+
+@patch(ENCOUNTER, guards=WRITE, summary="Update an encounter")
+async def update_encounter(request: Request, encounter_id: FromPath[UUID], body: RawBody) -> Response:
+    can_edit_ews = caller_of(request).can_edit_ews
+    [(refusal, updated)] = await _write(
+        request, "writes.update_encounter", EncounterUpdate, body, encounter_id=encounter_id, can_edit_ews=can_edit_ews
+    )
+    if refusal:
+        raise AuthError.forbidden(refusal)
+    return json_response(updated)
+
+
+@delete(ENCOUNTER, guards=WRITE, status_code=200, summary="Detach an encounter from its parent")
+async def unlink_encounter(request: Request, encounter_id: FromPath[UUID], body: RawBody) -> Response:
+    [(unlinked,)] = await _write(request, "writes.unlink_encounter", EncounterUnlink, body, encounter_id=encounter_id)
+    return json_response(unlinked)
+
+
+@patch(
+    "/dhos/v1/score_system_history/{history_id:uuid}",
+    guards=[guard(WRITE_SCOPE, claim="system_id")],
+    summary="Correct when a score system change took effect",
+)
+async def update_score_system_history(request: Request, history_id: FromPath[UUID], body: RawBody) -> Response:
+    [(entry,)] = await _write(
+        request, "writes.update_score_system_history", ScoreSystemHistoryUpdate, body, history_uuid=history_id
+    )
+    return json_response(entry)
+
+
+@post(
+    "/dhos/v1/encounter/merge",
+    guards=WRITE,
+    status_code=200,
+    opt={IGNORE_UNKNOWN_QUERY: True},
+    summary="Move the encounters of a merged patient record",
+)
+async def merge_encounters(request: Request, body: RawBody) -> Response:
+    [(total,)] = await _write(request, "writes.merge_encounters", EncounterMerge, body)
+    return json_response(total)
+
+
+@get(f"{ENCOUNTER}/merge_history", guards=READ, summary="An encounter's record merges, oldest first")
+async def merge_history(request: Request, encounter_id: FromPath[UUID]) -> Response:
+    return json_response(await database(request).value("writes.merge_history", encounter_id=encounter_id))
+
+
+ROUTES = [
+    create_encounter,
+    get_encounter,
+    update_encounter,
+    unlink_encounter,
+    update_score_system_history,
+    merge_encounters,
+    merge_history,
+]

@@ -1,0 +1,42 @@
+-- encounters_api.unlink_encounter(encounter_id, body, caller) → jsonb
+-- DELETE /dhos/v1/encounter/{id} with body {"child_of_encounter_uuid": P}: when the encounter's
+-- parent is P, it becomes top-level (modified/modified_by set, dhos.DM000007 recorded). When its
+-- parent is not P (another parent, or none: e.g. a retried DELETE), nothing changes and no event
+-- is recorded: the call is idempotent and the answer shows the link as it stands.
+-- Returns the full form.
+--   404 EN404  no such encounter.
+--   409 EN409  the encounter would become a second open local top-level encounter of its patient.
+-- requires: encounters_api.emit, encounters_api.encounter_json, encounters_api.duplicate_message
+CREATE OR REPLACE FUNCTION encounters_api.unlink_encounter(encounter_id uuid, body jsonb, caller text)
+RETURNS jsonb
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, encounters, encounters_api
+AS $$
+DECLARE
+    e encounters.encounter;
+    rule text;
+BEGIN
+    SELECT * INTO e FROM encounters.encounter WHERE uuid = encounter_id FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'EN404', MESSAGE = format('encounter %s not found', encounter_id);
+    END IF;
+    IF e.child_of_encounter_uuid = (body ->> 'child_of_encounter_uuid')::uuid THEN
+        BEGIN
+            UPDATE encounters.encounter
+            SET child_of_encounter_uuid = NULL, modified = clock_timestamp(), modified_by = caller
+            WHERE uuid = e.uuid
+            RETURNING * INTO e;
+        EXCEPTION WHEN unique_violation THEN
+            GET STACKED DIAGNOSTICS rule = CONSTRAINT_NAME;
+            RAISE EXCEPTION USING ERRCODE = 'EN409',
+                MESSAGE = coalesce(encounters_api.duplicate_message(rule, e), 'a duplicate encounter was written at the same time');
+        END;
+        PERFORM encounters_api.emit('dhos.DM000007', jsonb_build_object('encounter_id', e.uuid), e.uuid);
+    END IF;
+    RETURN encounters_api.encounter_json(e);
+END;
+$$;
+
+COMMENT ON FUNCTION encounters_api.unlink_encounter(uuid, jsonb, text) IS
+'Detaches an encounter from the parent named in the body (no change if that is not its parent); returns the full form. Raises EN404/EN409.';

@@ -1,0 +1,11 @@
+-- Detaches an encounter from the parent named in the body (unchanged if that is not its parent).
+--
+-- Parameters:
+--   encounter_id  uuid   the (child) encounter
+--   body          jsonb  {"child_of_encounter_uuid": parent uuid}
+--   caller        text   caller id, written to modified_by
+-- Returns: one row, one column: the encounter in the full form (JSON).
+-- Example:
+--   psql -v encounter_id=… -v body='{"child_of_encounter_uuid": "…"}' -v caller=analyst \
+--     -f sql/queries/writes/unlink_encounter.sql
+SELECT encounters_api.unlink_encounter(:'encounter_id'::uuid, :'body'::jsonb, :'caller'::text);

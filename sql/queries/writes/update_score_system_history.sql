@@ -1,0 +1,11 @@
+-- Sets when a score system change took effect (changed_time) on one history entry.
+--
+-- Parameters:
+--   history_uuid  uuid   the score system history entry
+--   body          jsonb  {"changed_time": datetime with offset}
+--   caller        text   caller id, written to the entry's modified_by
+-- Returns: one row, one column: the entry (JSON), as the full form of its encounter lists it.
+-- Example:
+--   psql -v history_uuid=… -v body='{"changed_time": "2018-01-01T00:00:00Z"}' -v caller=robot \
+--     -f sql/queries/writes/update_score_system_history.sql
+SELECT encounters_api.update_score_system_history(:'history_uuid'::uuid, :'body'::jsonb, :'caller'::text);
