@@ -1,0 +1,183 @@
+"""The read routes: each runs one query file of sql/queries/encounters and returns its JSON as is."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Request, Response, get, post
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import Body, FromPath, FromQuery
+
+from encounters_service.api.common import READ, database, json_response
+from encounters_service.query_params import OPEN_NOW, OPEN_OR_DISCHARGED, instant, instant_or_date
+
+MAX_LIST_ITEMS = 10_000
+UuidList = Annotated[
+    list[UUID], Body(max_items=MAX_LIST_ITEMS, description=f"JSON array of uuids, at most {MAX_LIST_ITEMS:,}")
+]
+
+
+def _open_as_of(text: str | None, when_absent: str) -> object:
+    """The instant an `open_as_of` query value names, or the query files' sentinel for "not given"."""
+    return when_absent if text is None else instant("open_as_of", text)
+
+
+@get("/dhos/v1/encounter/{encounter_id:uuid}/children", guards=READ, summary="Uuids of all descendants")
+async def child_encounters(
+    request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False
+) -> Response:
+    return json_response(
+        await database(request).value("encounters.descendants", encounter_id=encounter_id, show_deleted=show_deleted)
+    )
+
+
+@get("/dhos/v2/encounter", guards=READ, summary="Encounters by patient and/or EPR encounter id")
+async def encounters_by_patient_or_epr_id(
+    request: Request,
+    patient_id: FromQuery[UUID | None] = None,
+    epr_encounter_id: FromQuery[str | None] = None,
+    open_as_of: FromQuery[str | None] = None,
+    compact: FromQuery[bool] = False,
+    expanded: FromQuery[bool] = False,
+    show_deleted: FromQuery[bool] = False,
+    show_children: FromQuery[bool] = False,
+) -> Response:
+    epr_encounter_id = epr_encounter_id or ""
+    if patient_id is None and not epr_encounter_id:
+        raise ValidationException("patient_id or epr_encounter_id is required")
+    db = database(request)
+    if open_as_of is None:
+        document = await db.value(
+            "encounters.by_patient_or_epr_id",
+            patient_id=str(patient_id or ""),
+            epr_encounter_id=epr_encounter_id,
+            compact=compact,
+            expanded=expanded,
+            show_deleted=show_deleted,
+            show_children=show_children,
+        )
+    elif patient_id is None:
+        raise ValidationException("open_as_of needs patient_id")
+    else:
+        document = await db.value(
+            "encounters.by_patient_open_as_of",
+            patient_id=patient_id,
+            epr_encounter_id=epr_encounter_id,
+            open_as_of=instant("open_as_of", open_as_of),
+            compact=compact,
+            expanded=expanded,
+        )
+    return json_response(document)
+
+
+@get("/dhos/v2/encounters", guards=READ, summary="Encounters modified since a time, newest change first")
+async def encounters_modified_since(
+    request: Request,
+    modified_since: FromQuery[str],
+    compact: FromQuery[bool] = False,
+    expanded: FromQuery[bool] = False,
+    show_deleted: FromQuery[bool] = False,
+    show_children: FromQuery[bool] = False,
+) -> Response:
+    return json_response(
+        await database(request).value(
+            "encounters.modified_since",
+            modified_since=instant_or_date("modified_since", modified_since),
+            compact=compact,
+            expanded=expanded,
+            show_deleted=show_deleted,
+            show_children=show_children,
+        )
+    )
+
+
+@get("/dhos/v2/encounter/latest", guards=READ, summary="A patient's latest encounter")
+async def latest_encounter(
+    request: Request,
+    patient_id: FromQuery[UUID],
+    open_as_of: FromQuery[str | None] = None,
+    compact: FromQuery[bool] = False,
+) -> Response:
+    document = await database(request).value(
+        "encounters.latest",
+        patient_id=patient_id,
+        open_as_of=_open_as_of(open_as_of, OPEN_OR_DISCHARGED),
+        compact=compact,
+    )
+    if document is None:
+        as_of = "" if open_as_of is None else f" open as of {open_as_of}"
+        raise NotFoundException(f"no encounter{as_of} found for patient {patient_id}")
+    return json_response(document)
+
+
+@post("/dhos/v2/encounter/latest", guards=READ, status_code=200, summary="The latest encounter of each patient")
+async def latest_encounters(
+    request: Request, data: UuidList, open_as_of: FromQuery[str | None] = None, compact: FromQuery[bool] = False
+) -> Response:
+    return json_response(
+        await database(request).value(
+            "encounters.latest_per_patient",
+            patient_ids=data,
+            open_as_of=_open_as_of(open_as_of, OPEN_OR_DISCHARGED),
+            compact=compact,
+        )
+    )
+
+
+@post("/dhos/v1/encounter/locations", guards=READ, status_code=200, summary="Open encounters at locations")
+async def open_encounters_at_locations(
+    request: Request, data: UuidList, open_as_of: FromQuery[str | None] = None, compact: FromQuery[bool] = False
+) -> Response:
+    return json_response(
+        await database(request).value(
+            "encounters.open_at_locations",
+            location_ids=data,
+            open_as_of=_open_as_of(open_as_of, OPEN_NOW),
+            compact=compact,
+        )
+    )
+
+
+@post("/dhos/v1/encounter/patients", guards=READ, status_code=200, summary="Open encounters of patients")
+async def open_encounters_for_patients(
+    request: Request, data: UuidList, open_as_of: FromQuery[str | None] = None, compact: FromQuery[bool] = False
+) -> Response:
+    return json_response(
+        await database(request).value(
+            "encounters.open_for_patients",
+            patient_ids=data,
+            open_as_of=_open_as_of(open_as_of, OPEN_NOW),
+            compact=compact,
+        )
+    )
+
+
+@post(
+    "/dhos/v1/encounter/locations/patient_count",
+    guards=READ,
+    status_code=200,
+    summary="Patients with an open encounter, per location",
+)
+async def patient_count_per_location(
+    request: Request, data: UuidList, open_as_of: FromQuery[str | None] = None
+) -> Response:
+    return json_response(
+        await database(request).value(
+            "encounters.patient_count_per_location",
+            location_ids=data,
+            open_as_of=_open_as_of(open_as_of, OPEN_NOW),
+        )
+    )
+
+
+ROUTES = [
+    child_encounters,
+    encounters_by_patient_or_epr_id,
+    encounters_modified_since,
+    latest_encounter,
+    latest_encounters,
+    open_encounters_at_locations,
+    open_encounters_for_patients,
+    patient_count_per_location,
+]

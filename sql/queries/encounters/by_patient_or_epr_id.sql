@@ -1,0 +1,36 @@
+-- A patient's encounters and/or the encounters with an EPR encounter id (GET /dhos/v2/encounter).
+--
+-- Both filters given: encounters matching both. Order: open ones first (not discharged, not
+-- deleted), then the newest admission first, then the newest creation first. The full form
+-- carries child_encounter_uuids (every descendant, deleted ones included).
+-- Parameters:
+--   patient_id        text     the patient's uuid; '' = any patient
+--   epr_encounter_id  text     the EPR encounter id; '' = any
+--   compact           boolean  true: the compact form
+--   expanded          boolean  true: add created, created_by, modified, modified_by
+--   show_deleted      boolean  true: include deleted encounters
+--   show_children     boolean  true: include child encounters
+-- Returns: one row, one column: a JSON array of encounters ([] when none). Read it with
+--   `psql -At … | jq .`
+-- Example:
+--   psql -At -v patient_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v epr_encounter_id= \
+--     -v compact=false -v expanded=false -v show_deleted=false -v show_children=false \
+--     -f sql/queries/encounters/by_patient_or_epr_id.sql
+SELECT
+    coalesce(
+        json_agg(
+            encounters_api.encounter_json(e, :'compact'::boolean, :'expanded'::boolean, TRUE)
+            ORDER BY
+                e.discharged_at IS NULL AND e.deleted_at IS NULL DESC,
+                e.admitted_at DESC,
+                e.created DESC,
+                e.uuid DESC
+        ),
+        '[]'::json
+    ) AS encounters
+FROM encounters.encounter AS e
+WHERE
+    (:'patient_id'::text = '' OR e.patient_uuid = nullif(:'patient_id'::text, '')::uuid)
+    AND (:'epr_encounter_id'::text = '' OR e.epr_encounter_id = :'epr_encounter_id'::text)
+    AND (:'show_deleted'::boolean OR e.deleted_at IS NULL)
+    AND (:'show_children'::boolean OR e.child_of_encounter_uuid IS NULL);

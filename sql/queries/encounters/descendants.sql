@@ -1,0 +1,12 @@
+-- The uuids of every descendant of an encounter, any depth (GET /dhos/v1/encounter/{id}/children).
+--
+-- A deleted descendant and everything below it are left out unless show_deleted is true.
+-- An unknown encounter has no descendants: the answer is [].
+-- Parameters:
+--   encounter_id  uuid     the encounter whose descendants are wanted
+--   show_deleted  boolean  true: include deleted descendants and what hangs below them
+-- Returns: one row, one column: a JSON array of uuid strings, oldest creation first.
+-- Example:
+--   psql -At -v encounter_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v show_deleted=false \
+--     -f sql/queries/encounters/descendants.sql
+SELECT encounters_api.descendant_uuids(:'encounter_id'::uuid, :'show_deleted'::boolean) AS descendants;

@@ -1,0 +1,15 @@
+-- A patient's latest encounter (GET /dhos/v2/encounter/latest).
+--
+-- "Latest" is encounters_api.latest_encounter: top-level, not deleted, open as of open_as_of;
+-- the open one first, then the newest admission, then the newest creation.
+-- Parameters:
+--   patient_id  uuid         the patient
+--   open_as_of  timestamptz  not discharged, or discharged later than this; '-infinity' = discharged or not
+--   compact     boolean      true: the compact form
+-- Returns: one row with the encounter as a JSON object (the full form carries
+--   child_encounter_uuids), or no row when the patient has none. Read it with `psql -At … | jq .`
+-- Example:
+--   psql -At -v patient_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v open_as_of=-infinity \
+--     -v compact=false -f sql/queries/encounters/latest.sql
+SELECT encounters_api.encounter_json(l, :'compact'::boolean, FALSE, TRUE) AS encounter
+FROM encounters_api.latest_encounter(:'patient_id'::uuid, NULL, :'open_as_of'::timestamptz) AS l;

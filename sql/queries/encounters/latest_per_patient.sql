@@ -1,0 +1,25 @@
+-- The latest encounter of each patient of a list (POST /dhos/v2/encounter/latest), in one query.
+--
+-- "Latest" is encounters_api.latest_encounter: top-level, not deleted, open as of open_as_of;
+-- the open one first, then the newest admission, then the newest creation. Patients without
+-- one are left out; a patient listed twice appears once.
+-- Parameters:
+--   patient_ids  uuid[]       the patients, e.g. '{uuid1,uuid2}'
+--   open_as_of   timestamptz  not discharged, or discharged later than this; '-infinity' = discharged or not
+--   compact      boolean      true: the compact form
+-- Returns: one row, one column: a JSON object {patient_uuid: encounter} ({} when none; the full
+--   form carries child_encounter_uuids). Read it with `psql -At … | jq .`
+-- Example:
+--   psql -At -v patient_ids='{2126393f-c86b-4bf2-9f68-42bb03a7b68a}' -v open_as_of=-infinity \
+--     -v compact=false -f sql/queries/encounters/latest_per_patient.sql
+SELECT
+    coalesce(
+        json_object_agg(
+            p.patient_uuid,
+            encounters_api.encounter_json(l, :'compact'::boolean, FALSE, TRUE)
+            ORDER BY p.patient_uuid
+        ),
+        '{}'::json
+    ) AS latest
+FROM (SELECT DISTINCT unnest(:'patient_ids'::uuid[]) AS patient_uuid) AS p
+CROSS JOIN LATERAL encounters_api.latest_encounter(p.patient_uuid, NULL, :'open_as_of'::timestamptz) AS l;

@@ -1,0 +1,27 @@
+-- Encounters modified strictly after a time, newest modification first (GET /dhos/v2/encounters).
+--
+-- The full form here carries no child_encounter_uuids.
+-- Parameters:
+--   modified_since  timestamptz  only encounters whose `modified` is later than this
+--   compact         boolean      true: the compact form
+--   expanded        boolean      true: add created, created_by, modified, modified_by
+--   show_deleted    boolean      true: include deleted encounters
+--   show_children   boolean      true: include child encounters
+-- Returns: one row, one column: a JSON array of encounters ([] when none). Read it with
+--   `psql -At … | jq .`
+-- Example:
+--   psql -At -v modified_since=2020-12-30T00:00:00Z -v compact=true -v expanded=false \
+--     -v show_deleted=false -v show_children=false -f sql/queries/encounters/modified_since.sql
+SELECT
+    coalesce(
+        json_agg(
+            encounters_api.encounter_json(e, :'compact'::boolean, :'expanded'::boolean)
+            ORDER BY e.modified DESC, e.uuid DESC
+        ),
+        '[]'::json
+    ) AS encounters
+FROM encounters.encounter AS e
+WHERE
+    e.modified > :'modified_since'::timestamptz
+    AND (:'show_deleted'::boolean OR e.deleted_at IS NULL)
+    AND (:'show_children'::boolean OR e.child_of_encounter_uuid IS NULL);
