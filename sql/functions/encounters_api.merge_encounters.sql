@@ -38,6 +38,7 @@ BEGIN
                 SELECT FROM encounters.merge_history AS m
                 WHERE m.encounter_uuid = e.uuid AND m.message_uuid = merge_message
             )
+        ORDER BY e.uuid  -- one lock order for every merge: concurrent merges wait, never deadlock
         FOR NO KEY UPDATE
     ),
     moved_row AS (

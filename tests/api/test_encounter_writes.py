@@ -59,7 +59,7 @@ def create_body(**changes: object) -> dict:
 
 
 def create(client, headers: dict | None = None, **changes: object) -> dict:
-    response = client.post(ENCOUNTERS, json=create_body(**changes), headers=headers or auth())
+    response = client.post(ENCOUNTERS, json=create_body(**changes), headers=auth() if headers is None else headers)
     assert response.status_code == 200, response.text
     return response.json()
 
