@@ -16,12 +16,14 @@ from encounters_service.auth import Authenticator
 from encounters_service.db import Database, make_pool
 from encounters_service.errors import EXCEPTION_HANDLERS
 from encounters_service.logs import request_logging
+from encounters_service.relay import Relay, relay_in_background
 from encounters_service.settings import Settings
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(settings: Settings, conninfo: str) -> Litestar:
+def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Litestar:
+    """relay=True (serve --relay): this process also publishes the outbox, as a background task."""
     pool = make_pool(settings, conninfo)
 
     @asynccontextmanager
@@ -34,9 +36,13 @@ def create_app(settings: Settings, conninfo: str) -> Litestar:
         finally:
             await pool.close()
 
+    lifespans = [lifespan]
+    if relay:
+        lifespans.append(lambda _app: relay_in_background(Relay(settings, conninfo)))
+
     app = Litestar(
         route_handlers=ROUTES,
-        lifespan=[lifespan],
+        lifespan=lifespans,
         before_request=check_request_shape,
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,

@@ -1,4 +1,4 @@
-"""encounters-service serve | migrate {upgrade,rollback,status} | token"""
+"""encounters-service serve | migrate {upgrade,rollback,status} | token | relay"""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, lambda *_: None)
         uvicorn.run(
-            create_app(settings, conninfo),
+            create_app(settings, conninfo, relay=args.relay),
             host=settings.host,
             port=settings.port,
             log_config=None,
@@ -99,6 +99,19 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> None:
     print(mint_token(settings, scopes=args.scope or [READ_SCOPE, WRITE_SCOPE], claims=claims, expires_in=args.expires_in))
 
 
+def cmd_relay(args: argparse.Namespace, settings: Settings) -> None:
+    import asyncio
+
+    from encounters_service.relay import run_until_signalled
+
+    if settings.embedded:
+        raise SettingsError(
+            "the relay needs the service's database: set DATABASE_URL (or DATABASE_HOST, ...); "
+            "with the local database, run `encounters-service serve --relay` instead"
+        )
+    asyncio.run(run_until_signalled(settings, settings.database_url))
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="encounters-service", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -107,6 +120,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (env HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (env PORT, default 5000)")
     serve.add_argument("--data-dir", type=Path, help="local PostgreSQL data dir (env ENCOUNTERS_DATA_DIR)")
+    serve.add_argument("--relay", action="store_true", help="also publish the event outbox from this process (default off)")
     serve.set_defaults(run=cmd_serve)
 
     migration = commands.add_parser("migrate", help="upgrade, roll back or show the database schema")
@@ -121,6 +135,9 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--claim", action="append", type=_claim, help="custom claim key=value (repeatable)")
     token.add_argument("--expires-in", type=int, default=3600, help="seconds (default 3600)")
     token.set_defaults(run=cmd_token)
+
+    relay = commands.add_parser("relay", help="publish the event outbox to RabbitMQ until stopped (needs DATABASE_URL)")
+    relay.set_defaults(run=cmd_relay)
     return root
 
 

@@ -47,6 +47,16 @@ class Settings:
     version: str = "unknown"
     build_number: str = "unknown"
     git_hash: str = "unknown"
+    rabbitmq_host: str = "127.0.0.1"
+    rabbitmq_port: int = 5672
+    rabbitmq_username: str = "guest"
+    rabbitmq_password: str = "guest"
+    rabbitmq_vhost: str = "/"
+    rabbitmq_exchange: str = "dhos"  # the platform's durable topic exchange
+    rabbitmq_disabled: bool = False  # True: the relay publishes nothing; messages wait in the outbox
+    relay_batch_size: int = 500
+    relay_poll_interval_s: float = 5.0  # safety net; the relay normally wakes on NOTIFY
+    outbox_retention_hours: float = 168.0  # published messages are deleted after this
 
     @property
     def audience(self) -> str:
@@ -84,6 +94,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, kind: type = float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < float("inf"):
+        raise SettingsError(f"{name} must be a positive {'whole ' if kind is int else ''}number, got {raw!r}")
+    return value
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -153,6 +176,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         version=env.get("VERSION") or _package_version(),
         build_number=env.get("BUILD_NUMBER") or env.get("CIRCLE_BUILD_NUM") or "unknown",
         git_hash=env.get("GIT_HASH") or env.get("BUILD_GIT_HASH") or _git_hash(),
+        rabbitmq_host=env.get("RABBITMQ_HOST") or Settings.rabbitmq_host,
+        rabbitmq_port=_int(env, "RABBITMQ_PORT", Settings.rabbitmq_port),
+        rabbitmq_username=env.get("RABBITMQ_USERNAME") or Settings.rabbitmq_username,
+        rabbitmq_password=env.get("RABBITMQ_PASSWORD") or Settings.rabbitmq_password,
+        rabbitmq_vhost=env.get("RABBITMQ_VHOST") or Settings.rabbitmq_vhost,
+        rabbitmq_exchange=env.get("RABBITMQ_EXCHANGE") or Settings.rabbitmq_exchange,
+        rabbitmq_disabled=bool(_flag(env, "RABBITMQ_DISABLED")),
+        relay_batch_size=_positive(env, "RELAY_BATCH_SIZE", Settings.relay_batch_size, int),
+        relay_poll_interval_s=_positive(env, "RELAY_POLL_INTERVAL_SECONDS", Settings.relay_poll_interval_s),
+        outbox_retention_hours=_positive(env, "OUTBOX_RETENTION_HOURS", Settings.outbox_retention_hours),
     )
 
 

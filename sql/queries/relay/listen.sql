@@ -1,0 +1,7 @@
+-- Subscribes this session to the outbox's wake-up notifications (the insert trigger and relay/mark.sql send them).
+--
+-- Returns: nothing; the session then receives a notification on channel encounters_outbox after
+--   each commit that wrote outbox rows or marked some published.
+-- Example:
+--   psql -f sql/queries/relay/listen.sql
+LISTEN encounters_outbox;
