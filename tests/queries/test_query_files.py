@@ -5,6 +5,7 @@
 - Every example with concrete values (the read queries' all have them) runs verbatim in psql.
 - Each read query file, run by psql with `-v name=value -f file`, answers exactly what the service
   answers over HTTP for the same data.
+- docs/queries.md shows a psql example for every read query file, and each runs as written.
 
 The examples run on a database shared by this module (arranged once; nothing here changes it
 except the admin example that records a function checksum).
@@ -13,9 +14,11 @@ except the admin example that records a function checksum).
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from uuid import UUID, uuid4
 
 import psycopg
@@ -242,3 +245,43 @@ def test_psql_and_the_service_give_the_same_answer(conninfo, ward, client, file)
     assert response.status_code == 200, response.text
     assert json.loads(printed) == response.json()
     assert response.json() not in ([], {}), "compare on data that gives an answer"
+
+
+# --- the analysts' documentation --------------------------------------------------------------
+
+DOCS = REPO_ROOT / "docs" / "queries.md"
+
+
+def documented_commands() -> list[str]:
+    """The psql commands of the shell blocks of docs/queries.md (continuation lines joined)."""
+    commands, block, current = [], False, ""
+    for line in DOCS.read_text().splitlines():
+        if line.startswith("```"):
+            block = line == "```sh"
+            continue
+        if block and (current or line.startswith("psql ")):
+            current += line.removesuffix("\\")
+            if not line.endswith("\\"):
+                commands.append(current)
+                current = ""
+    return commands
+
+
+def test_docs_show_a_runnable_example_for_every_read_query_file(conninfo, ward, tmp_path):
+    psqlrc = tmp_path / "psqlrc"
+    psqlrc.write_text("\\set ON_ERROR_STOP on\n")  # psql exits 0 after an SQL error without it
+    commands = documented_commands()
+    shown = {Path(c.split(" -f ")[1].split()[0]).stem for c in commands}
+    assert shown == set(READ_FILES)
+    for command in commands:
+        without_jq = command.removesuffix(" | jq .")
+        done = subprocess.run(
+            ["bash", "-c", f"set -o pipefail; {without_jq}"],
+            cwd=REPO_ROOT,
+            env={**os.environ, "PGURL": conninfo, "PSQLRC": str(psqlrc)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, f"{command}\n{done.stderr}"
+        json.loads(done.stdout or "null")
