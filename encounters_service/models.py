@@ -18,6 +18,7 @@ from msgspec import UNSET, UnsetType
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 Spo2Scale = Annotated[int, msgspec.Meta(ge=1, le=2)]
+Text = Annotated[str, msgspec.Meta(pattern=r"^[^\x00]*$")]  # PostgreSQL text cannot hold NUL
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
@@ -36,9 +37,9 @@ class EncounterCreate(Body):
     patient_record_uuid: UUID
     dh_product_uuid: UUID
     admitted_at: AwareDatetime
-    score_system: str
-    encounter_type: str | None | UnsetType = UNSET
-    epr_encounter_id: str | None | UnsetType = UNSET  # "" means a local encounter
+    score_system: Text
+    encounter_type: Text | None | UnsetType = UNSET
+    epr_encounter_id: Text | None | UnsetType = UNSET  # "" means a local encounter
     discharged_at: AwareDatetime | None | UnsetType = UNSET
     deleted_at: AwareDatetime | None | UnsetType = UNSET
     child_of_encounter_uuid: UUID | None | UnsetType = UNSET
@@ -51,14 +52,14 @@ class EncounterUpdate(Body):
     (admitted_at, location_uuid, dh_product_uuid, patient_record_uuid, score_system) refuse it;
     null spo2_scale or child_of_encounter_uuid leaves them as they are."""
 
-    epr_encounter_id: str | None | UnsetType = UNSET
-    encounter_type: str | None | UnsetType = UNSET
+    epr_encounter_id: Text | None | UnsetType = UNSET
+    encounter_type: Text | None | UnsetType = UNSET
     admitted_at: AwareDatetime | UnsetType = UNSET
     discharged_at: AwareDatetime | None | UnsetType = UNSET
     deleted_at: AwareDatetime | None | UnsetType = UNSET
     location_uuid: UUID | UnsetType = UNSET
     dh_product_uuid: UUID | UnsetType = UNSET
-    score_system: str | UnsetType = UNSET
+    score_system: Text | UnsetType = UNSET
     patient_record_uuid: UUID | UnsetType = UNSET
     child_of_encounter_uuid: UUID | None | UnsetType = UNSET
     spo2_scale: Spo2Scale | None | UnsetType = UNSET

@@ -296,6 +296,7 @@ BAD_FIELDS = [
     ("score_system", None),
     ("encounter_type", True),
     ("epr_encounter_id", 42),
+    ("epr_encounter_id", "nul\x00inside"),
     ("spo2_scale", "2"),
     ("spo2_scale", 1.0),
     ("spo2_scale", True),

@@ -403,6 +403,7 @@ def test_patch_of_an_unknown_encounter_is_404(client):
         ({"patient_record_uuid": "nope"}, "patient_record_uuid"),
         ({"discharged_at": "2018-01-02T00:00:00"}, "discharged_at"),
         ({"spo2_scale": "2"}, "spo2_scale"),
+        ({"encounter_type": "nul\x00inside"}, "encounter_type"),
         ({"patient_uuid": "3fa85f64-5717-4562-b3fc-2c963f66afa6"}, "patient_uuid"),
         ({"location_history": []}, "location_history"),
         ([], "object"),
