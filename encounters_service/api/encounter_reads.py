@@ -43,7 +43,9 @@ async def encounters_by_patient_or_epr_id(
     show_deleted: FromQuery[bool] = False,
     show_children: FromQuery[bool] = False,
 ) -> Response:
-    epr_encounter_id = epr_encounter_id or ""
+    """Open first, then newest admission, then newest creation. With open_as_of: only the patient's
+    latest encounter open then (a list of at most one; show_deleted and show_children do not apply)."""
+    epr_encounter_id = epr_encounter_id or ""  # "" means null, as in bodies
     if patient_id is None and not epr_encounter_id:
         raise ValidationException("patient_id or epr_encounter_id is required")
     db = database(request)
