@@ -58,7 +58,9 @@ async def create_encounter(request: Request, body: RawBody) -> Response:
 
 
 @get(ENCOUNTER, guards=READ, summary="One encounter (full form)")
-async def get_encounter(request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False) -> Response:
+async def get_encounter(
+    request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False
+) -> Response:
     found = await database(request).value("writes.get_encounter", encounter_id=encounter_id, show_deleted=show_deleted)
     return json_response(found)
 

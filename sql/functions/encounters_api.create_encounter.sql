@@ -28,7 +28,9 @@ AS $$
 DECLARE
     e encounters.encounter := jsonb_populate_record(NULL::encounters.encounter, body);
     history encounters.location_history[] := ARRAY(
-        SELECT h FROM jsonb_populate_recordset(NULL::encounters.location_history, body -> 'location_history') AS h
+        SELECT h FROM jsonb_populate_recordset(
+            NULL::encounters.location_history, nullif(body -> 'location_history', 'null')
+        ) AS h
     );
     rule text;
     clash text;
@@ -38,7 +40,9 @@ BEGIN
 
     IF e.spo2_scale <> 1 AND NOT can_edit_ews THEN
         RAISE EXCEPTION USING ERRCODE = 'EN403',
-            MESSAGE = format('creating an encounter with spo2_scale %s needs the can_edit_ews permission', e.spo2_scale);
+            MESSAGE = format(
+                'creating an encounter with spo2_scale %s needs the can_edit_ews permission', e.spo2_scale
+            );
     END IF;
     IF e.child_of_encounter_uuid IS NOT NULL
         AND NOT EXISTS (SELECT FROM encounters.encounter WHERE uuid = e.child_of_encounter_uuid) THEN
@@ -71,7 +75,10 @@ BEGIN
     EXCEPTION WHEN unique_violation THEN
         GET STACKED DIAGNOSTICS rule = CONSTRAINT_NAME;
         RAISE EXCEPTION USING ERRCODE = 'EN409',
-            MESSAGE = coalesce(encounters_api.duplicate_message(rule, e), 'a duplicate encounter was created at the same time');
+            MESSAGE = coalesce(
+                encounters_api.duplicate_message(rule, e),
+                'a duplicate encounter was created at the same time'
+            );
     END;
 
     INSERT INTO encounters.location_history (encounter_uuid, location_uuid, arrived_at, departed_at, created_by)
@@ -84,4 +91,4 @@ END;
 $$;
 
 COMMENT ON FUNCTION encounters_api.create_encounter(jsonb, text, boolean) IS
-'Creates an encounter (with optional location history) from a create request body, with its DM000007 event; returns the full form. Raises EN403/EN422/EN400/EN409.';
+'Creates an encounter (and its location history, DM000007 event) from a create body; returns the full form.';

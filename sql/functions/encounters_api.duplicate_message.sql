@@ -40,4 +40,4 @@ BEGIN ATOMIC
 END;
 
 COMMENT ON FUNCTION encounters_api.duplicate_message(text, encounters.encounter) IS
-'Which encounter `e` would duplicate under a rule (encounter_live_epr_id_key or encounter_one_open_local_key), as a message; null if none.';
+'Which encounter `e` would duplicate under a rule (named after its unique index), as a message; null if none.';

@@ -27,7 +27,9 @@ DECLARE
 BEGIN
     IF child_record = parent_record THEN
         RAISE EXCEPTION USING ERRCODE = 'EN400',
-            MESSAGE = format('child_record_uuid and parent_record_uuid are the same record (%s)', child_record);
+            MESSAGE = format(
+                'child_record_uuid and parent_record_uuid are the same record (%s)', child_record
+            );
     END IF;
 
     WITH moving AS (
@@ -63,11 +65,13 @@ BEGIN
 EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION USING ERRCODE = 'EN409',
         MESSAGE = format(
-            'merging record %s into record %s would give patient %s two open local encounters; discharge or delete one first',
+            'merging record %s into record %s would give patient %s two open local encounters; '
+            'discharge or delete one first',
             child_record, parent_record, parent_patient
         );
 END;
 $$;
 
 COMMENT ON FUNCTION encounters_api.merge_encounters(jsonb, text) IS
-'Moves every encounter of a child patient record to the parent record and patient, with merge history and DM000007 events; idempotent per message. Returns {"total": n}. Raises EN400/EN409.';
+'Moves every encounter of a child patient record to the parent record and patient (merge history,
+DM000007 events); idempotent per message. Returns {"total": n}.';

@@ -30,7 +30,10 @@ BEGIN
         EXCEPTION WHEN unique_violation THEN
             GET STACKED DIAGNOSTICS rule = CONSTRAINT_NAME;
             RAISE EXCEPTION USING ERRCODE = 'EN409',
-                MESSAGE = coalesce(encounters_api.duplicate_message(rule, e), 'a duplicate encounter was written at the same time');
+                MESSAGE = coalesce(
+                    encounters_api.duplicate_message(rule, e),
+                    'a duplicate encounter was written at the same time'
+                );
         END;
         PERFORM encounters_api.emit('dhos.DM000007', jsonb_build_object('encounter_id', e.uuid), e.uuid);
     END IF;
@@ -39,4 +42,4 @@ END;
 $$;
 
 COMMENT ON FUNCTION encounters_api.unlink_encounter(uuid, jsonb, text) IS
-'Detaches an encounter from the parent named in the body (no change if that is not its parent); returns the full form. Raises EN404/EN409.';
+'Detaches an encounter from the parent named in the body (else no change); returns the full form.';

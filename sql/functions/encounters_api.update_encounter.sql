@@ -67,9 +67,12 @@ BEGIN
     updated.epr_encounter_id := nullif(updated.epr_encounter_id, '');
     updated.score_system := coalesce(asked_score_system, previous.score_system);
     updated.spo2_scale := coalesce(asked_spo2_scale, previous.spo2_scale);
-    updated.child_of_encounter_uuid := coalesce(updated.child_of_encounter_uuid, previous.child_of_encounter_uuid);
+    updated.child_of_encounter_uuid := coalesce(
+        updated.child_of_encounter_uuid, previous.child_of_encounter_uuid
+    );
 
-    IF (updated.score_system, updated.spo2_scale) IS DISTINCT FROM (previous.score_system, previous.spo2_scale) THEN
+    IF (updated.score_system, updated.spo2_scale)
+        IS DISTINCT FROM (previous.score_system, previous.spo2_scale) THEN
         score_change := jsonb_build_object(
             'clinician_id', caller,
             'encounter_id', previous.uuid,
@@ -94,10 +97,13 @@ BEGIN
         PERFORM pg_advisory_xact_lock(hashtext('encounters.encounter.child_of_encounter_uuid'));
         IF NOT EXISTS (SELECT FROM encounters.encounter WHERE uuid = updated.child_of_encounter_uuid) THEN
             RAISE EXCEPTION USING ERRCODE = 'EN422',
-                MESSAGE = format('child_of_encounter_uuid %s: no such encounter', updated.child_of_encounter_uuid);
+                MESSAGE = format(
+                    'child_of_encounter_uuid %s: no such encounter', updated.child_of_encounter_uuid
+                );
         END IF;
         IF updated.child_of_encounter_uuid = previous.uuid
-            OR encounters_api.descendant_uuids(previous.uuid, true) @> to_jsonb(updated.child_of_encounter_uuid) THEN
+            OR encounters_api.descendant_uuids(previous.uuid, true)
+            @> to_jsonb(updated.child_of_encounter_uuid) THEN
             RAISE EXCEPTION USING ERRCODE = 'EN400',
                 MESSAGE = format(
                     'child_of_encounter_uuid %s would make encounter %s its own ancestor',
@@ -107,7 +113,9 @@ BEGIN
     END IF;
 
     IF updated.location_uuid <> previous.location_uuid THEN
-        INSERT INTO encounters.location_history (encounter_uuid, location_uuid, arrived_at, departed_at, created_by)
+        INSERT INTO encounters.location_history (
+            encounter_uuid, location_uuid, arrived_at, departed_at, created_by
+        )
         SELECT
             previous.uuid,
             previous.location_uuid,
@@ -150,10 +158,17 @@ BEGIN
     EXCEPTION WHEN unique_violation THEN
         GET STACKED DIAGNOSTICS rule = CONSTRAINT_NAME;
         RAISE EXCEPTION USING ERRCODE = 'EN409',
-            MESSAGE = coalesce(encounters_api.duplicate_message(rule, updated), 'a duplicate encounter was written at the same time');
+            MESSAGE = coalesce(
+                encounters_api.duplicate_message(rule, updated),
+                'a duplicate encounter was written at the same time'
+            );
     END;
 
-    SELECT jsonb_agg(jsonb_build_object('field', was.key, 'old', was.value, 'new', now_is.value) ORDER BY was.key)
+    SELECT
+        jsonb_agg(
+            jsonb_build_object('field', was.key, 'old', was.value, 'new', now_is.value)
+            ORDER BY was.key
+        )
     INTO modifications
     FROM jsonb_each(encounters_api.updatable_values(previous)) AS was
     INNER JOIN jsonb_each(encounters_api.updatable_values(updated)) AS now_is ON now_is.key = was.key
@@ -193,7 +208,9 @@ BEGIN
         );
     END IF;
     IF modifications IS NOT NULL THEN
-        PERFORM encounters_api.emit('dhos.DM000007', jsonb_build_object('encounter_id', updated.uuid), updated.uuid);
+        PERFORM encounters_api.emit(
+            'dhos.DM000007', jsonb_build_object('encounter_id', updated.uuid), updated.uuid
+        );
         IF caller <> 'dhos-async-adapter' THEN
             PERFORM encounters_api.emit(
                 'dhos.34837004',
@@ -214,4 +231,5 @@ END;
 $$;
 
 COMMENT ON FUNCTION encounters_api.update_encounter(uuid, jsonb, text, boolean) IS
-'Applies a PATCH body to an encounter with its history rows and events; returns (null, full form) or (refusal, null) after auditing a refused score change. Raises EN404/EN422/EN400/EN409.';
+'Applies a PATCH body with its history rows and events; returns (null, full form), or (refusal, null)
+after recording the ews_change_failure audit event of a refused score change.';

@@ -172,6 +172,11 @@ def test_create_accepts_location_history_entries_without_times(client):
     }
 
 
+@pytest.mark.parametrize("empty", [[], None, DROP])
+def test_create_without_location_history_has_none(client, empty):
+    assert create(client, location_history=empty)["location_history"] == []
+
+
 @pytest.mark.parametrize("empty", ["", None, DROP])
 def test_create_without_epr_id_makes_a_local_encounter(client, empty):
     assert create(client, epr_encounter_id=empty)["epr_encounter_id"] is None
@@ -179,7 +184,9 @@ def test_create_without_epr_id_makes_a_local_encounter(client, empty):
 
 @pytest.mark.parametrize(("given", "stored"), [(2, 2), (1, 1), (None, 1)])
 def test_create_with_can_edit_ews_sets_spo2_scale(client, given, stored):
-    encounter = create(client, headers=auth(READ_SCOPE, WRITE_SCOPE, clinician_id="c", can_edit_ews=True), spo2_scale=given)
+    encounter = create(
+        client, headers=auth(READ_SCOPE, WRITE_SCOPE, clinician_id="c", can_edit_ews=True), spo2_scale=given
+    )
     assert encounter["spo2_scale"] == stored
 
 
@@ -196,7 +203,9 @@ def test_create_with_spo2_scale_2_without_can_edit_ews_is_403_and_writes_nothing
 
 def test_create_as_child_shows_the_parent(client):
     parent = create(client)
-    child = create(client, child_of_encounter_uuid=parent["uuid"], patient_uuid=parent["patient_uuid"], epr_encounter_id="E")
+    child = create(
+        client, child_of_encounter_uuid=parent["uuid"], patient_uuid=parent["patient_uuid"], epr_encounter_id="E"
+    )
     assert set(child) == FULL_FORM_KEYS | {"child_of_encounter_uuid"}
     assert child["child_of_encounter_uuid"] == parent["uuid"]
 
@@ -235,7 +244,9 @@ def test_a_second_local_encounter_while_one_is_open_is_409(client, db, second):
     open_local = create(client)
     second = {k: (open_local["uuid"] if v == "PARENT" else v) for k, v in second.items()}
     before = snapshot(db)
-    response = client.post(ENCOUNTERS, json=create_body(patient_uuid=open_local["patient_uuid"], **second), headers=auth())
+    response = client.post(
+        ENCOUNTERS, json=create_body(patient_uuid=open_local["patient_uuid"], **second), headers=auth()
+    )
     assert_error(response, 409, open_local["patient_uuid"], open_local["uuid"])
     assert snapshot(db) == before
 

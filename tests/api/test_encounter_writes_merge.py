@@ -148,7 +148,9 @@ def test_merge_that_would_give_two_open_local_encounters_is_409_and_moves_nothin
 
 def test_merge_ignores_query_parameters(client):
     encounter = create(client)
-    response = client.post(MERGE, params={"compact": "true"}, json=merge_body(encounter["patient_record_uuid"]), headers=auth())
+    response = client.post(
+        MERGE, params={"compact": "true"}, json=merge_body(encounter["patient_record_uuid"]), headers=auth()
+    )
     assert response.json() == {"total": 1}
 
 
@@ -208,7 +210,9 @@ def history_url(entry_uuid: str) -> str:
 def test_a_system_can_correct_when_a_score_change_took_effect(client, db, history_entry):
     encounter, entry = history_entry
     clear_outbox(db)
-    response = client.patch(history_url(entry["uuid"]), json={"changed_time": "2019-01-01T12:00:00+01:00"}, headers=SYSTEM)
+    response = client.patch(
+        history_url(entry["uuid"]), json={"changed_time": "2019-01-01T12:00:00+01:00"}, headers=SYSTEM
+    )
     assert response.status_code == 200
     corrected = entry | {"changed_time": "2019-01-01T11:00:00.000Z"}
     assert response.json() == corrected
@@ -233,7 +237,10 @@ def test_correcting_an_unknown_score_history_entry_is_404(client):
     unknown = new_uuid()
     response = client.patch(history_url(unknown), json={"changed_time": "2019-01-01T00:00:00Z"}, headers=SYSTEM)
     assert_error(response, 404, unknown)
-    assert client.patch(history_url("abc"), json={"changed_time": "2019-01-01T00:00:00Z"}, headers=SYSTEM).status_code == 404
+    assert (
+        client.patch(history_url("abc"), json={"changed_time": "2019-01-01T00:00:00Z"}, headers=SYSTEM).status_code
+        == 404
+    )
 
 
 @pytest.mark.parametrize(

@@ -35,12 +35,17 @@ def patched(client, encounter: dict, body: dict, headers: dict | None = None) ->
 
 def unlink(client, encounter: dict, parent_uuid: str, headers: dict | None = None):
     return client.request(
-        "DELETE", encounter_url(encounter["uuid"]), json={"child_of_encounter_uuid": parent_uuid}, headers=auth() if headers is None else headers
+        "DELETE",
+        encounter_url(encounter["uuid"]),
+        json={"child_of_encounter_uuid": parent_uuid},
+        headers=auth() if headers is None else headers,
     )
 
 
 def modified(db, encounter: dict) -> tuple[datetime, str]:
-    return db.execute("SELECT modified, modified_by FROM encounters.encounter WHERE uuid = %s", [encounter["uuid"]]).fetchone()
+    return db.execute(
+        "SELECT modified, modified_by FROM encounters.encounter WHERE uuid = %s", [encounter["uuid"]]
+    ).fetchone()
 
 
 def parse(iso: str) -> datetime:
@@ -167,10 +172,6 @@ def test_a_score_change_writes_one_history_entry_with_the_requested_values(clien
     encounter = create(client)
     updated = patched(client, encounter, body, EWS_EDITOR)
     (history,) = updated["score_system_history"]
-    assert set(history) == {
-        "uuid", "changed_time", "score_system", "previous_score_system",
-        "spo2_scale", "previous_spo2_scale", "created_by", "changed_by",
-    }  # fmt: skip
     assert history | {"uuid": None, "changed_time": None} == {
         "uuid": None,
         "changed_time": None,
@@ -185,7 +186,9 @@ def test_a_score_change_writes_one_history_entry_with_the_requested_values(clien
     assert updated["spo2_scale"] == body.get("spo2_scale", 1)
 
 
-@pytest.mark.parametrize("body", [{"score_system": "news2"}, {"spo2_scale": 1}, {"score_system": "news2", "spo2_scale": 1}])
+@pytest.mark.parametrize(
+    "body", [{"score_system": "news2"}, {"spo2_scale": 1}, {"score_system": "news2", "spo2_scale": 1}]
+)
 def test_requesting_the_current_score_values_writes_nothing_and_needs_no_permission(client, db, body):
     encounter = create(client)
     clear_outbox(db)
@@ -237,7 +240,9 @@ def test_a_field_change_records_the_update_and_the_modifications(client, db):
     encounter = create(client, encounter_type="INPATIENT")
     clear_outbox(db)
     ward = new_uuid()
-    patched(client, encounter, {"encounter_type": "DAYCASE", "location_uuid": ward, "discharged_at": "2018-01-03T00:00:00Z"})
+    patched(
+        client, encounter, {"encounter_type": "DAYCASE", "location_uuid": ward, "discharged_at": "2018-01-03T00:00:00Z"}
+    )
     assert outbox(db) == [
         ("dhos.DM000007", {"encounter_id": encounter["uuid"]}, encounter["uuid"]),
         (
@@ -269,7 +274,9 @@ def test_changes_by_the_async_adapter_are_not_audited(client, db):
 def test_a_patch_that_changes_nothing_records_no_event(client, db):
     encounter = create(client)
     clear_outbox(db)
-    patched(client, encounter, {"encounter_type": encounter["encounter_type"], "location_uuid": encounter["location_uuid"]})
+    patched(
+        client, encounter, {"encounter_type": encounter["encounter_type"], "location_uuid": encounter["location_uuid"]}
+    )
     assert outbox(db) == []
 
 
@@ -327,7 +334,9 @@ def test_a_score_change_records_its_audit_and_observation_set_events(client, db)
 def test_patch_can_attach_an_encounter_to_a_parent(client):
     parent = create(client, epr_encounter_id="EPR-P")
     child = create(client, patient_uuid=parent["patient_uuid"])
-    assert patched(client, child, {"child_of_encounter_uuid": parent["uuid"]})["child_of_encounter_uuid"] == parent["uuid"]
+    assert (
+        patched(client, child, {"child_of_encounter_uuid": parent["uuid"]})["child_of_encounter_uuid"] == parent["uuid"]
+    )
 
 
 def test_patch_with_an_unknown_parent_is_422_and_writes_nothing(client, db):
@@ -452,7 +461,9 @@ def test_delete_unlinks_the_encounter_from_the_named_parent(client, db):
 @pytest.mark.parametrize("has_parent", [True, False], ids=["other-parent", "no-parent"])
 def test_delete_naming_another_parent_changes_nothing(client, db, has_parent):
     parent = create(client, epr_encounter_id="EPR-P")
-    child = create(client, epr_encounter_id="EPR-C", **({"child_of_encounter_uuid": parent["uuid"]} if has_parent else {}))
+    child = create(
+        client, epr_encounter_id="EPR-C", **({"child_of_encounter_uuid": parent["uuid"]} if has_parent else {})
+    )
     before = snapshot(db)
     response = unlink(client, child, new_uuid())
     assert response.status_code == 200
@@ -487,7 +498,9 @@ def test_delete_refuses_bad_bodies(client, body, status, fragment):
 
 def test_delete_of_an_unknown_encounter_is_404(client):
     unknown = new_uuid()
-    response = client.request("DELETE", encounter_url(unknown), json={"child_of_encounter_uuid": new_uuid()}, headers=auth())
+    response = client.request(
+        "DELETE", encounter_url(unknown), json={"child_of_encounter_uuid": new_uuid()}, headers=auth()
+    )
     assert_error(response, 404, unknown)
 
 

@@ -65,7 +65,9 @@ def test_twenty_simultaneous_moves_leave_a_location_history_without_gaps_or_dupl
         encounter = http.post(ENCOUNTERS, json=create_body()).json()
     targets = [new_uuid() for _ in range(20)]
     url = encounter_url(encounter["uuid"])
-    responses = in_parallel(live_server, [lambda http, t=t: http.patch(url, json={"location_uuid": t}) for t in targets])
+    responses = in_parallel(
+        live_server, [lambda http, t=t: http.patch(url, json={"location_uuid": t}) for t in targets]
+    )
     assert statuses(responses) == {200: 20}
 
     with httpx.Client(base_url=live_server, headers=auth()) as http:
@@ -83,8 +85,7 @@ def test_twenty_simultaneous_moves_leave_a_location_history_without_gaps_or_dupl
     # Each move started from where the previous one left the encounter: no update was lost.
     moves = [body["event_data"]["modifications"] for _, body, _ in outbox(db) if body.get("event_type")]
     assert [(m["old"], m["new"]) for (m,) in moves] == [
-        (entry["location_uuid"], after)
-        for entry, after in zip(history, visited)
+        (entry["location_uuid"], after) for entry, after in zip(history, visited)
     ]
 
 
@@ -94,7 +95,9 @@ def test_ten_simultaneous_identical_merges_move_each_encounter_once(live_server,
         first = http.post(ENCOUNTERS, json=create_body(patient_record_uuid=record, epr_encounter_id="M-1")).json()
         patient = first["patient_uuid"]
         for epr_id in ("M-2", "M-3"):
-            http.post(ENCOUNTERS, json=create_body(patient_record_uuid=record, patient_uuid=patient, epr_encounter_id=epr_id))
+            http.post(
+                ENCOUNTERS, json=create_body(patient_record_uuid=record, patient_uuid=patient, epr_encounter_id=epr_id)
+            )
     db.execute("DELETE FROM encounters.outbox")
     body = {
         "child_record_uuid": record,
