@@ -48,10 +48,14 @@ def _validation_message(exc: ValidationException) -> str:
     details = exc.extra if isinstance(exc.extra, list) else []
     parts = []
     for detail in details:
-        if isinstance(detail, dict) and detail.get("message"):
-            key = detail.get("key")
-            where = f" ({detail.get('source', 'input')} '{key}')" if key else ""
-            parts.append(f"{detail['message']}{where}")
+        if not (isinstance(detail, dict) and detail.get("message")):
+            continue
+        message, key, source = detail["message"], detail.get("key"), detail.get("source")
+        if source == "body":
+            # Litestar reports a missing body as a KeyError on the body parameter's name.
+            parts.append("a JSON request body is required" if message == f"'{key}'" else f"invalid request body: {message}")
+        else:
+            parts.append(f"{message} ({source or 'input'} parameter '{key}')" if key else message)
     return "; ".join(parts) or str(exc.detail)
 
 

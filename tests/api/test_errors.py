@@ -130,6 +130,7 @@ def test_json_body_on_get_is_400(app_client):
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
+        (b"", "a JSON request body is required"),
         (b"{not json", "JSON"),
         (b'{"name": 5}', "Expected `str`, got `int`"),
         (b'{"name": "x", "extra": 1}', "unknown field `extra`"),
