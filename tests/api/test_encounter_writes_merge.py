@@ -257,3 +257,13 @@ def test_score_history_correction_refuses_bad_bodies(client, db, history_entry, 
     before = snapshot(db)
     assert_error(client.patch(history_url(entry["uuid"]), json=body, headers=SYSTEM), 400, fragment)
     assert snapshot(db) == before
+
+
+def test_merge_history_and_score_history_correction_refuse_query_parameters(client, history_entry):
+    encounter, entry = history_entry
+    history = client.get(f"{encounter_url(encounter['uuid'])}/merge_history", params={"compact": "1"}, headers=auth())
+    assert_error(history, 400, "compact")
+    correction = client.patch(
+        history_url(entry["uuid"]), params={"x": "1"}, json={"changed_time": "2019-01-01T00:00:00Z"}, headers=SYSTEM
+    )
+    assert_error(correction, 400, "x")

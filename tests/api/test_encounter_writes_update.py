@@ -508,3 +508,11 @@ def test_delete_of_an_unknown_encounter_is_404(client):
 def test_delete_needs_the_write_scope(client, headers, status):
     encounter = create(client)
     assert unlink(client, encounter, new_uuid(), headers).status_code == status
+
+
+def test_delete_refuses_query_parameters(client):
+    encounter = create(client)
+    url = encounter_url(encounter["uuid"])
+    body = {"child_of_encounter_uuid": new_uuid()}
+    response = client.request("DELETE", url, params={"force": "true"}, json=body, headers=auth())
+    assert_error(response, 400, "force")
