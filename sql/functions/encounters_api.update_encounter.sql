@@ -16,8 +16,9 @@
 -- Writes, in one transaction:
 --   - location_uuid changed: a location_history row for the previous location, arrived_at =
 --     the latest departure recorded in its history (the previous move) or else admitted_at,
---     departed_at = now. The row lock serialises concurrent moves and "now" is read after it,
---     so concurrent moves form a chain without gaps or overlaps.
+--     but never after now (a future admission gives a zero-length stay), departed_at = now.
+--     The row lock serialises concurrent moves and "now" is read after it (clock_timestamp,
+--     not the transaction start), so concurrent moves form a chain without gaps or overlaps.
 --   - score_system/spo2_scale changed: a score_system_history row: previous_* = the values
 --     before, score_system/spo2_scale = the values the request gave (null if not given).
 --   - modified/modified_by on every successful call.

@@ -144,3 +144,15 @@ def test_two_concurrent_reparentings_cannot_form_a_cycle(fresh_database, db):
         "SELECT uuid::text, child_of_encounter_uuid::text FROM encounters.encounter ORDER BY epr_encounter_id"
     ).fetchall()
     assert parents == [(first, second), (second, None)]
+
+
+def test_a_move_before_a_future_admission_records_a_zero_length_stay(db):
+    """An admission time in the future (clock skew, a booked stay) cannot make arrival later than departure."""
+    encounter = create(db, admitted_at="2999-01-01T00:00:00Z")
+    db.execute(
+        "SELECT encounters_api.update_encounter(%s, %s::jsonb, 'analyst', false)",
+        [encounter["uuid"], json.dumps({"location_uuid": str(uuid.uuid4())})],
+    )
+    arrived, departed = db.execute("SELECT arrived_at, departed_at FROM encounters.location_history").fetchone()
+    assert arrived == departed
+    assert arrived.year < 2999
