@@ -45,6 +45,7 @@ APPLICATION_NAME = "encounters-service-relay"
 CONNECT_TIMEOUT_S = 10.0
 PUBLISH_TIMEOUT_S = 30.0  # a whole batch; the broker blocks publishers when it runs out of memory or disk
 PRUNE_EVERY_S = 600.0
+PRUNE_ROWS = 10_000  # per statement
 STOP_TIMEOUT_S = 40.0
 # If the relay hangs mid-batch, PostgreSQL ends its transaction and the rows are released.
 IDLE_IN_TRANSACTION_TIMEOUT_MS = int(2 * PUBLISH_TIMEOUT_S * 1000)
@@ -170,9 +171,14 @@ class Relay:
 
     async def _prune(self, work: AsyncConnection) -> None:
         retention = timedelta(hours=self.settings.outbox_retention_hours)
-        [(pruned,)] = await self._execute(work, "relay.prune", retention=retention)
-        if pruned:
-            log.info("pruned %d published messages older than %s", pruned, retention)
+        total = 0
+        while True:
+            [(pruned,)] = await self._execute(work, "relay.prune", retention=retention, max_rows=PRUNE_ROWS)
+            total += pruned
+            if pruned < PRUNE_ROWS:
+                break
+        if total:
+            log.info("pruned %d published messages older than %s", total, retention)
 
     async def _listen(self, listener: AsyncConnection) -> None:
         try:

@@ -69,5 +69,12 @@ def test_prune_deletes_only_published_rows_older_than_the_retention(db):
         "UPDATE encounters.outbox SET created_at = now() - interval '3 days', published_at = CASE id "
         "WHEN 1 THEN now() - interval '2 days' WHEN 2 THEN now() - interval '1 hour' END"
     )
-    assert run_sync(db, QUERIES["relay.prune"], retention=timedelta(days=1))[0][0] == 1
+    assert run_sync(db, QUERIES["relay.prune"], retention=timedelta(days=1), max_rows=10)[0][0] == 1
     assert [row[0] for row in db.execute("SELECT id FROM encounters.outbox ORDER BY id")] == [2, 3]
+
+
+def test_prune_deletes_at_most_max_rows_oldest_first(db):
+    write_outbox(db, *((uuid.uuid4(), "dhos.DM000007", {}) for _ in range(5)))
+    db.execute("UPDATE encounters.outbox SET published_at = now() - interval '2 days'")
+    assert run_sync(db, QUERIES["relay.prune"], retention=timedelta(days=1), max_rows=2)[0][0] == 2
+    assert [row[0] for row in db.execute("SELECT id FROM encounters.outbox ORDER BY id")] == [3, 4, 5]

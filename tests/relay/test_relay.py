@@ -14,6 +14,7 @@ import aio_pika
 from litestar.testing import TestClient
 
 from encounters_service.app import create_app
+from encounters_service import relay
 from encounters_service.relay import Backoff, Relay
 from encounters_service.settings import REPO_ROOT
 from tests.relay.crashing_relay import CRASH_EXIT_CODE
@@ -150,17 +151,18 @@ def test_serve_with_relay_publishes_and_the_healthcheck_shows_the_backlog(db, fr
     assert asyncio.run(scenario()) == {"database": "ok", "outbox_waiting": 0, "outbox_oldest_age_seconds": None}
 
 
-def test_the_relay_prunes_published_messages_past_the_retention(db, fresh_database, relay_settings):
+def test_the_relay_prunes_published_messages_past_the_retention(db, fresh_database, relay_settings, monkeypatch):
+    monkeypatch.setattr(relay, "PRUNE_ROWS", 1)  # one row per statement: several rounds
     write_outbox(db, *MESSAGES)
-    db.execute("UPDATE encounters.outbox SET published_at = now() - interval '2 hours' WHERE id = 1")
+    db.execute("UPDATE encounters.outbox SET published_at = now() - interval '2 hours' WHERE id < 3")
     settings = dataclasses.replace(relay_settings, outbox_retention_hours=1)
 
     async def scenario():
         async with Consumer(settings.rabbitmq_exchange) as consumer, running(Relay(settings, fresh_database)):
-            return await consumer.wait_for(len(MESSAGES) - 1)
+            return await consumer.wait_for(1)
 
-    assert [json.loads(m.body) for m in asyncio.run(scenario())] == [body for _, _, body in MESSAGES[1:]]
-    assert [row[0] for row in db.execute("SELECT id FROM encounters.outbox ORDER BY id")] == [2, 3]
+    assert [json.loads(m.body) for m in asyncio.run(scenario())] == [MESSAGES[2][2]]
+    assert [row[0] for row in db.execute("SELECT id FROM encounters.outbox ORDER BY id")] == [3]
 
 
 def test_with_rabbitmq_disabled_the_relay_publishes_nothing_and_messages_wait(db, fresh_database, relay_settings):

@@ -5,6 +5,7 @@
 -- before it commits. A crash before the commit releases them for the next attempt.
 -- Order per encounter: a row is not returned while an older waiting row of the same encounter
 -- is held by another relay (it stays locked here, unreturned, and comes back in a later batch).
+-- Rows without an encounter have no order to keep and are never held back.
 --
 -- Parameters:
 --   batch_size  integer  how many rows to lock at most
