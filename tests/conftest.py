@@ -13,6 +13,7 @@ import pwd
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,11 +68,25 @@ def pg_server() -> Iterator[PostgreSQLExecutor]:
         postgres_options="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
     )
     executor.start()
+    _wait_until_accepting_connections(executor)
     try:
         yield executor
     finally:
         executor.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _wait_until_accepting_connections(server: PostgreSQLExecutor, seconds: float = 30) -> None:
+    """The TCP port opens before PostgreSQL accepts logins ("the database system is starting up")."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            psycopg.connect(server_conninfo(server, "postgres")).close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def server_conninfo(server: PostgreSQLExecutor, dbname: str) -> str:
