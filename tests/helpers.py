@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, mint_token
@@ -27,3 +28,29 @@ def auth(*scopes: str, **claims: object) -> dict[str, str]:
     if not claims:
         claims = {"clinician_id": "clinician-1"}
     return {"Authorization": f"Bearer {token(*scopes, **claims)}"}
+
+
+# The response forms of SPEC.md "Data": exactly these keys, datetimes as …T…:…:….mmmZ.
+ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+COMPACT_KEYS = frozenset(
+    {
+        "uuid",
+        "epr_encounter_id",
+        "admitted_at",
+        "discharged_at",
+        "deleted_at",
+        "location_uuid",
+        "patient_uuid",
+        "patient_record_uuid",
+    }
+)
+FULL_KEYS = COMPACT_KEYS | {
+    "encounter_type",
+    "score_system",
+    "spo2_scale",
+    "dh_product",
+    "score_system_history",
+    "location_history",
+    "created",
+}
+EXPANDED_KEYS = frozenset({"created", "created_by", "modified", "modified_by"})

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from tests.helpers import auth
+from tests.helpers import COMPACT_KEYS, EXPANDED_KEYS, FULL_KEYS, auth
 from tests.queries.arrange import (
     WARD_A,
     WARD_B,
@@ -18,27 +18,6 @@ from tests.queries.arrange import (
     insert_score_system_history,
     update_encounter,
 )
-
-COMPACT_KEYS = {
-    "uuid",
-    "epr_encounter_id",
-    "admitted_at",
-    "discharged_at",
-    "deleted_at",
-    "location_uuid",
-    "patient_uuid",
-    "patient_record_uuid",
-}
-EXPANDED_KEYS = {"created", "created_by", "modified", "modified_by"}
-FULL_KEYS = COMPACT_KEYS | {
-    "encounter_type",
-    "score_system",
-    "spo2_scale",
-    "dh_product",
-    "score_system_history",
-    "location_history",
-    "created",
-}
 
 
 def get(client, path: str, **params) -> object:

@@ -4,33 +4,14 @@ helpers the other write test modules use (create, outbox, snapshot)."""
 from __future__ import annotations
 
 import json
-import re
 import uuid
 
 import pytest
 
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE
-from tests.helpers import auth
+from tests.helpers import FULL_KEYS, ISO_MS, auth
 
 ENCOUNTERS = "/dhos/v2/encounter"
-ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-FULL_FORM_KEYS = {
-    "uuid",
-    "epr_encounter_id",
-    "encounter_type",
-    "admitted_at",
-    "discharged_at",
-    "deleted_at",
-    "location_uuid",
-    "patient_uuid",
-    "patient_record_uuid",
-    "score_system",
-    "spo2_scale",
-    "dh_product",
-    "score_system_history",
-    "location_history",
-    "created",
-}
 TABLES = ("encounter", "location_history", "score_system_history", "merge_history", "outbox")
 DROP = object()  # create_body(field=DROP) leaves the field out
 
@@ -98,7 +79,7 @@ def test_create_answers_200_with_the_full_form(client, db):
     response = client.post(ENCOUNTERS, json=body, headers=auth())
     assert response.status_code == 200
     encounter = response.json()
-    assert set(encounter) == FULL_FORM_KEYS
+    assert set(encounter) == FULL_KEYS
     assert uuid.UUID(encounter["uuid"])
     assert encounter == {
         "uuid": encounter["uuid"],
@@ -206,7 +187,7 @@ def test_create_as_child_shows_the_parent(client):
     child = create(
         client, child_of_encounter_uuid=parent["uuid"], patient_uuid=parent["patient_uuid"], epr_encounter_id="E"
     )
-    assert set(child) == FULL_FORM_KEYS | {"child_of_encounter_uuid"}
+    assert set(child) == FULL_KEYS | {"child_of_encounter_uuid"}
     assert child["child_of_encounter_uuid"] == parent["uuid"]
 
 
@@ -279,7 +260,7 @@ def test_an_epr_encounter_may_join_an_open_local_one(client):
 def test_create_ignores_query_parameters(client):
     response = client.post(ENCOUNTERS, params={"compact": "true", "anything": "x"}, json=create_body(), headers=auth())
     assert response.status_code == 200
-    assert set(response.json()) == FULL_FORM_KEYS
+    assert set(response.json()) == FULL_KEYS
 
 
 def test_create_with_a_location_visit_that_ends_before_it_starts_is_400(client, db):

@@ -8,7 +8,7 @@ import pytest
 
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE
 from tests.api.test_encounter_writes import (
-    FULL_FORM_KEYS,
+    FULL_KEYS,
     ISO_MS,
     assert_error,
     clear_outbox,
@@ -70,7 +70,7 @@ def parse(iso: str) -> datetime:
 def test_patch_changes_the_field_and_answers_the_full_form(client, db, field, value, shown):
     encounter = create(client)
     updated = patched(client, encounter, {field: value}, auth(READ_SCOPE, WRITE_SCOPE, clinician_id="editor"))
-    assert set(updated) == FULL_FORM_KEYS
+    assert set(updated) == FULL_KEYS
     assert updated == encounter | {field: shown}
     assert modified(db, encounter)[1] == "editor"
 
@@ -452,7 +452,7 @@ def test_delete_unlinks_the_encounter_from_the_named_parent(client, db):
     response = unlink(client, child, parent["uuid"], auth(READ_SCOPE, WRITE_SCOPE, system_id="unlinker"))
     assert response.status_code == 200
     unlinked = response.json()
-    assert set(unlinked) == FULL_FORM_KEYS
+    assert set(unlinked) == FULL_KEYS
     assert unlinked == {key: value for key, value in child.items() if key != "child_of_encounter_uuid"}
     assert modified(db, child)[1] == "unlinker"
     assert outbox(db) == [("dhos.DM000007", {"encounter_id": child["uuid"]}, child["uuid"])]

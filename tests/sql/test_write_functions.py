@@ -4,7 +4,6 @@ they render, the audited refusal that commits, and a race that only a lock can s
 from __future__ import annotations
 
 import json
-import re
 import threading
 import uuid
 
@@ -12,28 +11,7 @@ import psycopg
 import pytest
 
 from encounters_service.db import connect_sync
-
-ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-COMPACT_KEYS = {
-    "uuid",
-    "epr_encounter_id",
-    "admitted_at",
-    "discharged_at",
-    "deleted_at",
-    "location_uuid",
-    "patient_uuid",
-    "patient_record_uuid",
-}
-FULL_KEYS = COMPACT_KEYS | {
-    "encounter_type",
-    "score_system",
-    "spo2_scale",
-    "dh_product",
-    "score_system_history",
-    "location_history",
-    "created",
-}
-EXPANSION_KEYS = {"created", "created_by", "modified", "modified_by"}
+from tests.helpers import COMPACT_KEYS, EXPANDED_KEYS, FULL_KEYS, ISO_MS
 
 
 def create(db: psycopg.Connection, **changes: object) -> dict:
@@ -65,8 +43,8 @@ def render(db: psycopg.Connection, encounter_uuid: str, compact: bool, expanded:
     [
         (False, False, FULL_KEYS),
         (True, False, COMPACT_KEYS),
-        (False, True, FULL_KEYS | EXPANSION_KEYS),
-        (True, True, COMPACT_KEYS | EXPANSION_KEYS),
+        (False, True, FULL_KEYS | EXPANDED_KEYS),
+        (True, True, COMPACT_KEYS | EXPANDED_KEYS),
     ],
     ids=["full", "compact", "expanded", "compact-expanded"],
 )
