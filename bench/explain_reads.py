@@ -7,7 +7,7 @@ throwaway local PostgreSQL), migrates it, seeds it with bench/seed_encounters.sq
 INSERT … SELECT generate_series), ANALYZEs, and prints the plan of each query file the service
 runs for the locations, patient count and latest routes, with realistic parameters (each query
 runs once before its EXPLAIN, so the timings are for a warm cache). Not part of the test suite:
-seeding a million rows takes about half a minute.
+seeding a million rows takes about half a minute. bench/bench.py runs the whole benchmark.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def main() -> None:
 
         started = time.perf_counter()
         seed = parse_query("bench.seed_encounters", SEED, SEED.read_text())
-        (count,) = run_sync(conn, seed, encounters=args.encounters)[0]
+        scale = dict(patients=args.encounters * 3 // 10, locations=5_000, open_encounters=12_500, mixed=True)
+        (count,) = run_sync(conn, seed, encounters=args.encounters, **scale)[0]
         conn.execute("VACUUM ANALYZE")
         print(f"seeded {count} encounters in {time.perf_counter() - started:.1f} s (with VACUUM ANALYZE)")
 

@@ -1,15 +1,39 @@
--- Seeds a large encounters table for plan checks (bench/explain_reads.py), in one statement.
+-- Seeds an encounters table for the benchmark (bench/bench.py) and plan checks (bench/explain_reads.py), in one statement.
 --
--- Four stays per patient, one a year 2015-2018, at hashed locations among 2,000; the last stay
--- of one patient in 50 is still open; one encounter in 53 is deleted; one in 20 of the later
--- stays is a child of the patient's previous stay; one in 10 has a location history row and
--- one in 20 a score system history row. Every row has its own EPR encounter id.
+-- Deterministic: every value is a hash of the row number, so a seed is the same on every run.
+-- Encounter i belongs to patient i % patients, as that patient's stay number i / patients;
+-- stays are 90 days apart, the last one in 2026. The last stay of each of the first
+-- `open_encounters` patients is open (so there are exactly that many open encounters, of
+-- distinct patients); every other stay is discharged after 1 to 10 days. Locations are hashed
+-- among `locations`: location k is md5('location' || k)::uuid, patient k md5('patient' || k),
+-- encounter i md5('encounter' || i). Every open encounter moved ward once (a location history
+-- row), one in 10 others too; one stay in 5 has a score system history row.
+-- With `mixed`: one discharged stay in 53 is deleted, and one later discharged stay in 20 is a
+-- child of the patient's previous stay.
 -- Parameters:
---   encounters  integer  how many encounters (a multiple of 4)
+--   encounters       integer  how many encounters
+--   patients         integer  how many patients (at most `encounters`)
+--   locations        integer  how many locations
+--   open_encounters  integer  how many open encounters (at most `patients`)
+--   mixed            boolean  true: some deleted and some child encounters
 -- Returns: one row: the number of encounters written.
 -- Example:
---   psql -v encounters=1000000 -f bench/seed_encounters.sql
-WITH seeded AS (
+--   psql -v encounters=1000000 -v patients=300000 -v locations=5000 -v open_encounters=12500 \
+--     -v mixed=true -f bench/seed_encounters.sql
+WITH stays AS (
+    SELECT
+        g.i,
+        g.i % :'patients'::integer AS patient,
+        g.i / :'patients'::integer AS stay,
+        mod(hashint4(g.i)::bigint + 2147483648, 1000000) AS hash,
+        TIMESTAMPTZ '2026-11-01 08:00Z'
+        - ((:'encounters'::integer - 1 - g.i) / :'patients'::integer) * INTERVAL '90 days'
+        - mod(hashint4(g.i)::bigint + 2147483648, 30 * 24 * 60) * INTERVAL '1 minute' AS admitted_at,
+        g.i % :'patients'::integer < :'open_encounters'::integer
+        AND g.i + :'patients'::integer >= :'encounters'::integer AS is_open
+    FROM generate_series(0, :'encounters'::integer - 1) AS g (i)
+),
+seeded AS (
     INSERT INTO encounters.encounter (
         uuid, epr_encounter_id, encounter_type, admitted_at, discharged_at, deleted_at,
         location_uuid, patient_uuid, patient_record_uuid, dh_product_uuid, score_system,
@@ -20,36 +44,27 @@ WITH seeded AS (
         'EPR-' || s.i,
         'INPATIENT',
         s.admitted_at,
-        CASE WHEN s.visit = 3 AND s.patient % 50 = 0 THEN NULL ELSE s.admitted_at + INTERVAL '3 days' END,
-        CASE WHEN s.i % 53 = 0 THEN s.admitted_at + INTERVAL '1 day' END,
-        md5('location' || mod(hashint4(s.i)::bigint + 2147483648, 2000))::uuid,
+        CASE WHEN NOT s.is_open THEN s.admitted_at + (1 + s.hash % 10) * INTERVAL '1 day' END,
+        CASE WHEN :'mixed'::boolean AND NOT s.is_open AND s.i % 53 = 0 THEN s.admitted_at + INTERVAL '1 day' END,
+        md5('location' || s.hash % :'locations'::integer)::uuid,
         md5('patient' || s.patient)::uuid,
         md5('record' || s.patient)::uuid,
         md5('product')::uuid,
         'news2',
-        CASE WHEN s.visit > 0 AND s.i % 20 = 0 THEN md5('encounter' || (s.i - s.patients))::uuid END,
+        CASE WHEN :'mixed'::boolean AND NOT s.is_open AND s.stay > 0 AND s.i % 20 = 0
+            THEN md5('encounter' || (s.i - :'patients'::integer))::uuid END,
         s.admitted_at,
         'bench',
-        s.admitted_at + INTERVAL '4 days',
+        s.admitted_at + (1 + s.hash % 10) * INTERVAL '1 day' + s.i * INTERVAL '1 microsecond',
         'bench'
-    FROM (
-        SELECT
-            g.i,
-            g.i % (:'encounters'::integer / 4) AS patient,
-            g.i / (:'encounters'::integer / 4) AS visit,
-            :'encounters'::integer / 4 AS patients,
-            TIMESTAMPTZ '2015-01-01 08:00Z'
-            + (g.i / (:'encounters'::integer / 4)) * INTERVAL '1 year'
-            + (g.i % 365) * INTERVAL '1 day' AS admitted_at
-        FROM generate_series(0, :'encounters'::integer - 1) AS g (i)
-    ) AS s
-    RETURNING uuid, admitted_at, location_uuid
+    FROM stays AS s
+    RETURNING uuid, admitted_at, discharged_at
 ),
 moves AS (
     INSERT INTO encounters.location_history (encounter_uuid, location_uuid, arrived_at, departed_at, created_by)
-    SELECT uuid, md5('previous ward')::uuid, admitted_at, admitted_at + INTERVAL '1 hour', 'bench'
+    SELECT uuid, md5('admissions ward')::uuid, admitted_at, admitted_at + INTERVAL '6 hours', 'bench'
     FROM seeded
-    WHERE get_byte(uuid_send(uuid), 0) % 10 = 0
+    WHERE discharged_at IS NULL OR get_byte(uuid_send(uuid), 0) % 10 = 0
 ),
 scores AS (
     INSERT INTO encounters.score_system_history (
@@ -58,6 +73,6 @@ scores AS (
     )
     SELECT uuid, admitted_at + INTERVAL '2 hours', 'news2', 'news2', 2, 1, 'bench', 'bench', 'bench'
     FROM seeded
-    WHERE get_byte(uuid_send(uuid), 1) % 20 = 0
+    WHERE get_byte(uuid_send(uuid), 1) % 5 = 0
 )
 SELECT count(*) AS encounters FROM seeded;

@@ -1,8 +1,9 @@
 -- encounters_api.encounter_json(e, compact, expanded, with_children) → jsonb
--- One encounter in the API's JSON form (SPEC.md "Data"): the full form, or the compact form;
--- expanded adds created/created_by/modified/modified_by; with_children adds
--- child_encounter_uuids (every descendant, deleted ones included).
--- requires: encounters_api.iso_utc, encounters_api.descendant_uuids
+-- One encounter in the API's JSON form, as a value: encounters_api.encounter_document (which
+-- defines the form) for callers that render one encounter, such as the write functions.
+-- Queries over many encounters join encounter_document laterally instead, which the planner
+-- inlines.
+-- requires: encounters_api.encounter_document
 CREATE OR REPLACE FUNCTION encounters_api.encounter_json(
     e encounters.encounter,
     compact boolean DEFAULT false,
@@ -14,63 +15,10 @@ LANGUAGE sql
 STABLE
 PARALLEL SAFE
 BEGIN ATOMIC
-    SELECT
-        jsonb_build_object(
-            'uuid', e.uuid,
-            'epr_encounter_id', e.epr_encounter_id,
-            'admitted_at', encounters_api.iso_utc(e.admitted_at),
-            'discharged_at', encounters_api.iso_utc(e.discharged_at),
-            'deleted_at', encounters_api.iso_utc(e.deleted_at),
-            'location_uuid', e.location_uuid,
-            'patient_uuid', e.patient_uuid,
-            'patient_record_uuid', e.patient_record_uuid
-        )
-        || CASE WHEN compact THEN '{}'::jsonb ELSE
-            jsonb_build_object(
-                'encounter_type', e.encounter_type,
-                'score_system', e.score_system,
-                'spo2_scale', e.spo2_scale,
-                'dh_product', jsonb_build_array(jsonb_build_object('uuid', e.dh_product_uuid)),
-                'created', encounters_api.iso_utc(e.created),
-                'score_system_history', (
-                    SELECT coalesce(jsonb_agg(jsonb_build_object(
-                        'uuid', h.uuid,
-                        'changed_time', encounters_api.iso_utc(h.changed_time),
-                        'score_system', h.score_system,
-                        'previous_score_system', h.previous_score_system,
-                        'spo2_scale', h.spo2_scale,
-                        'previous_spo2_scale', h.previous_spo2_scale,
-                        'created_by', h.created_by,
-                        'changed_by', h.changed_by
-                    ) ORDER BY h.changed_time, h.created), '[]'::jsonb)
-                    FROM encounters.score_system_history AS h
-                    WHERE h.encounter_uuid = e.uuid
-                ),
-                'location_history', (
-                    SELECT coalesce(jsonb_agg(jsonb_build_object(
-                        'location_uuid', l.location_uuid,
-                        'arrived_at', encounters_api.iso_utc(l.arrived_at),
-                        'departed_at', encounters_api.iso_utc(l.departed_at),
-                        'created_at', encounters_api.iso_utc(l.created_at)
-                    ) ORDER BY l.arrived_at, l.id), '[]'::jsonb)
-                    FROM encounters.location_history AS l
-                    WHERE l.encounter_uuid = e.uuid
-                )
-            )
-            || CASE WHEN e.child_of_encounter_uuid IS NULL THEN '{}'::jsonb
-                ELSE jsonb_build_object('child_of_encounter_uuid', e.child_of_encounter_uuid) END
-            || CASE WHEN NOT with_children THEN '{}'::jsonb
-                ELSE jsonb_build_object('child_encounter_uuids', encounters_api.descendant_uuids(e.uuid, true)) END
-        END
-        || CASE WHEN NOT expanded THEN '{}'::jsonb ELSE
-            jsonb_build_object(
-                'created', encounters_api.iso_utc(e.created),
-                'created_by', e.created_by,
-                'modified', encounters_api.iso_utc(e.modified),
-                'modified_by', e.modified_by
-            )
-        END;
+    SELECT d.document
+    FROM encounters_api.encounter_document(e, compact, expanded, with_children) AS d (document);
 END;
 
 COMMENT ON FUNCTION encounters_api.encounter_json(encounters.encounter, boolean, boolean, boolean) IS
-'One encounter as the API renders it: full or compact form, optionally expanded and with child_encounter_uuids.';
+'One encounter as the API renders it (encounter_document as a value): full or compact form, optionally expanded '
+'and with child_encounter_uuids.';

@@ -1,7 +1,7 @@
 -- encounters_api.get_encounter(encounter_id, show_deleted) → jsonb
 -- One encounter in the full form (without child_encounter_uuids). A deleted encounter counts as
 -- not found unless show_deleted. Raises EN404 when there is none to show.
--- requires: encounters_api.encounter_json
+-- requires: encounters_api.encounter_document
 CREATE OR REPLACE FUNCTION encounters_api.get_encounter(encounter_id uuid, show_deleted boolean)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -11,8 +11,9 @@ AS $$
 DECLARE
     found_json jsonb;
 BEGIN
-    SELECT encounters_api.encounter_json(e) INTO found_json
+    SELECT d.document INTO found_json
     FROM encounters.encounter AS e
+    CROSS JOIN LATERAL encounters_api.encounter_document(e) AS d (document)
     WHERE e.uuid = encounter_id AND (show_deleted OR e.deleted_at IS NULL);
     IF found_json IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'EN404', MESSAGE = format('encounter %s not found', encounter_id);

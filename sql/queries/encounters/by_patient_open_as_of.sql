@@ -15,10 +15,7 @@
 --   psql -At -v patient_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v epr_encounter_id= \
 --     -v open_as_of=2018-01-01T00:00:00Z -v compact=false -v expanded=false \
 --     -f sql/queries/encounters/by_patient_open_as_of.sql
-SELECT
-    coalesce(
-        json_agg(encounters_api.encounter_json(l, :'compact'::boolean, :'expanded'::boolean, TRUE)),
-        '[]'::json
-    ) AS encounters
+SELECT coalesce(json_agg(d.document), '[]'::json) AS encounters
 FROM encounters_api.latest_encounter(:'patient_id'::uuid, NULL, :'open_as_of'::timestamptz) AS l
+CROSS JOIN LATERAL encounters_api.encounter_document(l, :'compact'::boolean, :'expanded'::boolean, TRUE) AS d (document)
 WHERE :'epr_encounter_id'::text = '' OR l.epr_encounter_id = :'epr_encounter_id'::text;

@@ -19,7 +19,7 @@
 SELECT
     coalesce(
         json_agg(
-            encounters_api.encounter_json(e, :'compact'::boolean, :'expanded'::boolean, TRUE)
+            d.document
             ORDER BY
                 e.discharged_at IS NULL AND e.deleted_at IS NULL DESC,
                 e.admitted_at DESC,
@@ -29,6 +29,7 @@ SELECT
         '[]'::json
     ) AS encounters
 FROM encounters.encounter AS e
+CROSS JOIN LATERAL encounters_api.encounter_document(e, :'compact'::boolean, :'expanded'::boolean, TRUE) AS d (document)
 WHERE
     (:'patient_id'::text = '' OR e.patient_uuid = nullif(:'patient_id'::text, '')::uuid)
     AND (:'epr_encounter_id'::text = '' OR e.epr_encounter_id = :'epr_encounter_id'::text)

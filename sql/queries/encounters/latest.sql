@@ -11,5 +11,6 @@
 -- Example:
 --   psql -At -v patient_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v open_as_of=-infinity \
 --     -v compact=false -f sql/queries/encounters/latest.sql
-SELECT encounters_api.encounter_json(l, :'compact'::boolean, FALSE, TRUE) AS encounter
-FROM encounters_api.latest_encounter(:'patient_id'::uuid, NULL, :'open_as_of'::timestamptz) AS l;
+SELECT d.document AS encounter
+FROM encounters_api.latest_encounter(:'patient_id'::uuid, NULL, :'open_as_of'::timestamptz) AS l
+CROSS JOIN LATERAL encounters_api.encounter_document(l, :'compact'::boolean, FALSE, TRUE) AS d (document);

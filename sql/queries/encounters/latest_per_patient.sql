@@ -16,10 +16,11 @@ SELECT
     coalesce(
         json_object_agg(
             p.patient_uuid,
-            encounters_api.encounter_json(l, :'compact'::boolean, FALSE, TRUE)
+            d.document
             ORDER BY p.patient_uuid
         ),
         '{}'::json
     ) AS latest
 FROM (SELECT DISTINCT unnest(:'patient_ids'::uuid[]) AS patient_uuid) AS p
-CROSS JOIN LATERAL encounters_api.latest_encounter(p.patient_uuid, NULL, :'open_as_of'::timestamptz) AS l;
+CROSS JOIN LATERAL encounters_api.latest_encounter(p.patient_uuid, NULL, :'open_as_of'::timestamptz) AS l
+CROSS JOIN LATERAL encounters_api.encounter_document(l, :'compact'::boolean, FALSE, TRUE) AS d (document);

@@ -15,12 +15,13 @@
 SELECT
     coalesce(
         json_agg(
-            encounters_api.encounter_json(e, :'compact'::boolean, :'expanded'::boolean)
+            d.document
             ORDER BY e.modified DESC, e.uuid DESC
         ),
         '[]'::json
     ) AS encounters
 FROM encounters.encounter AS e
+CROSS JOIN LATERAL encounters_api.encounter_document(e, :'compact'::boolean, :'expanded'::boolean) AS d (document)
 WHERE
     e.modified > :'modified_since'::timestamptz
     AND (:'show_deleted'::boolean OR e.deleted_at IS NULL)

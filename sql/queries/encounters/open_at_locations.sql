@@ -1,8 +1,10 @@
 -- Per patient, the latest open encounter at one of a list of locations (POST /dhos/v1/encounter/locations).
 --
--- The patients are those with a top-level encounter open as of open_as_of at one of the
--- locations (encounters_api.open_encounters_at); for each, encounters_api.latest_encounter
--- among their encounters at those locations. No children, no deleted encounters.
+-- The encounters are those of encounters_api.open_encounters_at: top-level, open as of
+-- open_as_of, at one of the locations; per patient, the latest of them by the order of
+-- encounters_api.latest_encounter (the open one first, then the newest admission, then the
+-- newest creation), picked with DISTINCT ON in one pass over the census rather than one
+-- look-up per patient. No children, no deleted encounters.
 -- Parameters:
 --   location_ids  uuid[]       the locations, e.g. '{uuid1,uuid2}'
 --   open_as_of    timestamptz  not discharged, or discharged later than this; 'infinity' = open now
@@ -12,15 +14,10 @@
 -- Example:
 --   psql -At -v location_ids='{2126393f-c86b-4bf2-9f68-42bb03a7b68a}' -v open_as_of=infinity \
 --     -v compact=true -f sql/queries/encounters/open_at_locations.sql
-SELECT
-    coalesce(
-        json_agg(encounters_api.encounter_json(l, :'compact'::boolean) ORDER BY l.patient_uuid),
-        '[]'::json
-    ) AS encounters
+SELECT coalesce(json_agg(d.document ORDER BY l.patient_uuid), '[]'::json) AS encounters
 FROM (
-    SELECT DISTINCT o.patient_uuid
+    SELECT DISTINCT ON (o.patient_uuid) o.*
     FROM encounters_api.open_encounters_at(:'location_ids'::uuid[], :'open_as_of'::timestamptz) AS o
-) AS p
-CROSS JOIN LATERAL encounters_api.latest_encounter(
-    p.patient_uuid, :'location_ids'::uuid[], :'open_as_of'::timestamptz
-) AS l;
+    ORDER BY o.patient_uuid, o.discharged_at IS NULL DESC, o.admitted_at DESC, o.created DESC, o.uuid DESC
+) AS l
+CROSS JOIN LATERAL encounters_api.encounter_document(l::encounters.encounter, :'compact'::boolean) AS d (document);

@@ -14,8 +14,9 @@
 --     -v compact=false -f sql/queries/encounters/open_for_patients.sql
 SELECT
     coalesce(
-        json_agg(encounters_api.encounter_json(l, :'compact'::boolean) ORDER BY l.patient_uuid),
+        json_agg(d.document ORDER BY l.patient_uuid),
         '[]'::json
     ) AS encounters
 FROM (SELECT DISTINCT unnest(:'patient_ids'::uuid[]) AS patient_uuid) AS p
-CROSS JOIN LATERAL encounters_api.latest_encounter(p.patient_uuid, NULL, :'open_as_of'::timestamptz) AS l;
+CROSS JOIN LATERAL encounters_api.latest_encounter(p.patient_uuid, NULL, :'open_as_of'::timestamptz) AS l
+CROSS JOIN LATERAL encounters_api.encounter_document(l, :'compact'::boolean) AS d (document);

@@ -1,0 +1,509 @@
+"""The service against the floor PostgreSQL sets: every route, at 5k and at 1M encounters.
+
+    make bench                       # or: .venv/bin/python bench/bench.py [--quick] [--database-url URL]
+
+For each dataset (census: 5,000 open encounters at 2,000 locations plus 50,000 discharged;
+scale: 1,000,000 encounters of 300,000 patients at 5,000 locations), in a scratch database
+(on the server of --database-url, else on a throwaway local PostgreSQL): migrate, seed with
+bench/seed_encounters.sql, VACUUM ANALYZE; start `encounters-service serve` as its own process
+(production defaults); then per route:
+  - the SQL floor: the route's own query file, same parameters, run directly on one psycopg
+    connection (prepared, like the service's), median of repeated runs;
+  - latency: wrk with one keep-alive connection (p50/p90/p99, comparable to the floor);
+  - throughput: wrk with --connections keep-alive connections (requests/s).
+Then: the service's peak RSS during the census call with 8 clients, the scale plans (no
+sequential scan), the table, and the issue's targets, each met or not. Needs `wrk` on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import RawCursor
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from encounters_service import migrate
+from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, mint_token
+from encounters_service.db import connect_sync, run_sync
+from encounters_service.embedded import start_local_postgres
+from encounters_service.settings import load_settings
+from encounters_service.sqlfiles import load_queries, parse_query
+
+BENCH_DIR = Path(__file__).resolve().parent
+SEED = BENCH_DIR / "seed_encounters.sql"
+HS_KEY = "bench-" + "k" * 64  # long enough for HS512
+QUERIES = load_queries()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    encounters: int
+    patients: int
+    locations: int
+    open_encounters: int
+    mixed: bool  # some deleted and some child encounters
+
+
+CENSUS = Dataset("census", 55_000, 5_000, 2_000, 5_000, mixed=False)
+SCALE = Dataset("scale", 1_000_000, 300_000, 5_000, 12_500, mixed=True)
+QUICK_SCALE = Dataset("scale", 200_000, 60_000, 5_000, 12_500, mixed=True)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request and the query file (with its parameters) the service runs for it."""
+
+    method: str
+    path: str
+    body: str | None
+    query: str
+    params: dict
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    calls: list[Call]  # cycled through, by wrk and by the floor alike
+    read: bool = True
+
+
+@dataclass
+class Result:
+    dataset: str
+    route: str
+    items: int = 0
+    kilobytes: float = 0.0
+    floor_ms: float = 0.0
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    requests_per_s: float = 0.0
+    read: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return self.p50_ms / self.floor_ms
+
+
+def md5_uuid(prefix: str, k: object) -> str:
+    """The seed's ids: md5(prefix || k)::uuid."""
+    return str(uuid.UUID(hashlib.md5(f"{prefix}{k}".encode()).hexdigest()))
+
+
+def routes(dataset: Dataset, modified_since: str) -> list[Route]:
+    """The routes with realistic parameters: ids of the seed (patients 0..open-1 have an open stay)."""
+    locations = [md5_uuid("location", k) for k in range(2_000)]
+    open_patients = [md5_uuid("patient", k) for k in range(0, dataset.open_encounters, dataset.open_encounters // 500)]
+    any_patients = [md5_uuid("patient", k) for k in range(0, dataset.patients, dataset.patients // 1_000)]
+    # The first 1,000 rows are discharged, never deleted (i % 53 != 0 skipped), some with histories.
+    encounters = [md5_uuid("encounter", i) for i in range(1, 1_100) if i % 53][:1_000]
+    open_encounters = [md5_uuid("encounter", dataset.encounters - dataset.patients + k) for k in range(1_000)]
+    moves = [md5_uuid("bench ward", k) for k in range(2)]
+
+    def post(path: str, ids: list[str], query: str, **params: object) -> Call:
+        return Call("POST", path, json.dumps(ids), query, params)
+
+    def get(path: str, query: str, **params: object) -> Call:
+        return Call("GET", path, None, query, params)
+
+    def create(k: int) -> Call:
+        # Local and already discharged, so that repeating it never clashes with a uniqueness rule.
+        body = {
+            "patient_uuid": md5_uuid("new patient", k),
+            "location_uuid": locations[k % len(locations)],
+            "patient_record_uuid": md5_uuid("new record", k),
+            "dh_product_uuid": md5_uuid("product", ""),
+            "admitted_at": "2026-11-01T08:00:00.000Z",
+            "discharged_at": "2026-11-03T08:00:00.000Z",
+            "score_system": "news2",
+        }
+        text = json.dumps(body)
+        return Call("POST", "/dhos/v2/encounter", text, "writes.create_encounter",
+                    dict(body=text, caller="bench", can_edit_ews=False))  # fmt: skip
+
+    def move(n: int) -> Call:
+        # Each request moves an open encounter to the other of two wards: every one writes history.
+        encounter, location = open_encounters[n % 1_000], moves[n // 1_000 % 2]
+        text = json.dumps({"location_uuid": location})
+        return Call("PATCH", f"/dhos/v1/encounter/{encounter}", text, "writes.update_encounter",
+                    dict(encounter_id=encounter, body=text, caller="bench", can_edit_ews=False))  # fmt: skip
+
+    return [
+        Route("locations (2,000 ids)", [post("/dhos/v1/encounter/locations", locations, "encounters.open_at_locations",
+              location_ids=locations, open_as_of="infinity", compact=False)]),  # fmt: skip
+        Route("patients (500 ids)", [post("/dhos/v1/encounter/patients", open_patients, "encounters.open_for_patients",
+              patient_ids=open_patients, open_as_of="infinity", compact=False)]),  # fmt: skip
+        Route("latest POST (100 ids)", [post("/dhos/v2/encounter/latest", any_patients[:100],
+              "encounters.latest_per_patient", patient_ids=any_patients[:100], open_as_of="-infinity", compact=False)]),  # fmt: skip
+        Route("latest GET", [get(f"/dhos/v2/encounter/latest?patient_id={p}", "encounters.latest",
+              patient_id=p, open_as_of="-infinity", compact=False) for p in any_patients]),  # fmt: skip
+        Route("patient_count (50 ids)", [post("/dhos/v1/encounter/locations/patient_count", locations[:50],
+              "encounters.patient_count_per_location", location_ids=locations[:50], open_as_of="infinity")]),  # fmt: skip
+        Route("list by patient", [get(f"/dhos/v2/encounter?patient_id={p}", "encounters.by_patient_or_epr_id",
+              patient_id=p, epr_encounter_id="", compact=False, expanded=False, show_deleted=False,
+              show_children=False) for p in any_patients]),  # fmt: skip
+        Route("modified_since (last 100)", [get(f"/dhos/v2/encounters?modified_since={modified_since}",
+              "encounters.modified_since", modified_since=modified_since, compact=False, expanded=False,
+              show_deleted=False, show_children=False)]),  # fmt: skip
+        Route("get by id", [get(f"/dhos/v1/encounter/{e}", "writes.get_encounter", encounter_id=e,
+              show_deleted=False) for e in encounters]),  # fmt: skip
+        Route("create", [create(k) for k in range(1_000)], read=False),
+        Route("patch location", [move(n) for n in range(2_000)], read=False),
+    ]
+
+
+# --- the database ------------------------------------------------------------------------------
+
+
+def scratch_database(server: str, dataset: Dataset, reuse: bool) -> str:
+    """A migrated database seeded with `dataset` (kept from an earlier run with --reuse)."""
+    name = f"encounters_bench_{dataset.name}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and not reuse:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        if not exists or not reuse:
+            conn.execute(f"CREATE DATABASE {name}")
+    conninfo = make_conninfo(server, dbname=name)
+    migrate.upgrade(conninfo)  # also re-applies sql/functions, so a reused database runs the current code
+    if exists and reuse:
+        return conninfo
+    started = time.perf_counter()
+    with connect_sync(conninfo, autocommit=True) as conn:
+        seed = parse_query("bench.seed_encounters", SEED, SEED.read_text())
+        params = dict(encounters=dataset.encounters, patients=dataset.patients, locations=dataset.locations,
+                      open_encounters=dataset.open_encounters, mixed=dataset.mixed)  # fmt: skip
+        [(count,)] = run_sync(conn, seed, **params)
+        conn.execute("VACUUM ANALYZE")
+    print(f"{dataset.name}: seeded {count:,} encounters in {time.perf_counter() - started:.1f} s", flush=True)
+    return conninfo
+
+
+def last_changes_since(conninfo: str, how_many: int) -> str:
+    """The `modified_since` that selects the last `how_many` changes."""
+    with psycopg.connect(conninfo) as conn:
+        [(at,)] = conn.execute(
+            "SELECT modified FROM encounters.encounter ORDER BY modified DESC OFFSET %s LIMIT 1", [how_many]
+        ).fetchall()
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def floor_ms(conn: psycopg.Connection, calls: list[Call], seconds: float) -> float:
+    """Median time of the calls' query files run directly (prepared), after a warm-up round."""
+    timings: list[float] = []
+    started = time.perf_counter()
+    n = 0
+    while n < 10 or (time.perf_counter() - started < seconds and n < 2_000):
+        call = calls[n % len(calls)]
+        query = QUERIES[call.query]
+        with RawCursor(conn) as cursor:
+            before = time.perf_counter()
+            cursor.execute(query.sql, query.arguments(call.params), prepare=True)
+            cursor.fetchall()
+            timings.append(time.perf_counter() - before)
+        n += 1
+    return statistics.median(timings[5:]) * 1000
+
+
+def plans(conn: psycopg.Connection, route_list: list[Route]) -> dict[str, str]:
+    """EXPLAIN ANALYZE of each read route's query file, with its first call's parameters."""
+    found = {}
+    for route in route_list:
+        if route.read:
+            call = route.calls[0]
+            query = QUERIES[call.query]
+            with RawCursor(conn) as cursor:
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query.sql, query.arguments(call.params))
+                found[route.name] = "\n".join(line for (line,) in cursor.fetchall())
+    return found
+
+
+# --- the service and the load ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def service(conninfo: str, log_path: Path, extra_env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`encounters-service serve` on a free port, stopped with SIGTERM afterwards."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": conninfo, "HS_KEY": HS_KEY, "PORT": str(port), **extra_env}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "encounters_service", "serve"], env=env, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not start; see {log_path}")
+            try:
+                urllib.request.urlopen(f"{base}/running", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield base, process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def fetch(base: str, call: Call, token: str) -> bytes:
+    request = urllib.request.Request(
+        base + call.path,
+        data=call.body.encode() if call.body else None,
+        method=call.method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read()
+
+
+LUA = """
+local calls = %(calls)s
+local headers = {["Authorization"] = "Bearer %(token)s", ["Content-Type"] = "application/json"}
+local prepared = {}
+local n = 0
+init = function(args)
+    for i, c in ipairs(calls) do prepared[i] = wrk.format(c[1], c[2], headers, c[3]) end
+end
+request = function()
+    n = n %% #prepared + 1
+    return prepared[n]
+end
+done = function(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format(
+        'RESULT {"requests": %%d, "seconds": %%f, "errors": %%d, "bad_status": %%d, "p50": %%d, "p90": %%d, "p99": %%d}\\n',
+        summary.requests, summary.duration / 1e6, e.connect + e.read + e.write + e.timeout, e.status,
+        latency:percentile(50), latency:percentile(90), latency:percentile(99)))
+end
+"""
+
+
+def lua_script(route: Route, token: str, directory: Path) -> Path:
+    def literal(text: str | None) -> str:
+        return "nil" if text is None else json.dumps(text)  # JSON string escapes are Lua's too (ASCII)
+
+    calls = ",\n".join(f"{{{literal(c.method)}, {literal(c.path)}, {literal(c.body)}}}" for c in route.calls)
+    path = directory / "route.lua"
+    path.write_text(LUA % {"calls": "{\n" + calls + "\n}", "token": token})
+    return path
+
+
+def wrk(base: str, script: Path, connections: int, seconds: int) -> dict:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), base]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(output.split("RESULT ", 1)[1])
+
+
+def process_tree_rss_mb(root: int) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            status = (Path("/proc") / str(pid) / "status").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total / 1024
+
+
+def peak_rss_mb(pid: int, during) -> float:
+    """The highest process-tree RSS sampled every 20 ms while `during()` runs."""
+    peak, stop = 0.0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, process_tree_rss_mb(pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        during()
+    finally:
+        stop.set()
+        sampler.join()
+    return peak
+
+
+# --- one dataset -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    seconds: int
+    warmup: int
+    connections: int
+    floor_seconds: float
+    reuse: bool
+    server_env: dict[str, str]
+
+
+def bench_dataset(server: str, dataset: Dataset, options: Options, workdir: Path) -> tuple[list[Result], dict]:
+    conninfo = scratch_database(server, dataset, options.reuse)
+    token = mint_token(
+        load_settings({"HS_KEY": HS_KEY}), scopes=[READ_SCOPE, WRITE_SCOPE], claims={"clinician_id": "bench"}
+    )
+    route_list = routes(dataset, last_changes_since(conninfo, 100))
+    results, extras = [], {}
+    with ExitStack() as stack:
+        conn = stack.enter_context(connect_sync(conninfo, autocommit=True))
+        base, process = stack.enter_context(service(conninfo, workdir / "service.log", options.server_env))
+        if dataset.mixed:  # the large dataset: show that every read is index-backed
+            extras["plans"] = plans(conn, route_list)
+        for route in route_list:
+            result = Result(dataset.name, route.name, read=route.read)
+            answer = json.loads(fetch(base, route.calls[0], token))
+            result.items = 1 if isinstance(answer, dict) and "uuid" in answer else len(answer)  # one, or a list/map
+            result.kilobytes = len(json.dumps(answer)) / 1024
+            script = lua_script(route, token, workdir)
+            wrk(base, script, options.connections, options.warmup)
+            result.floor_ms = floor_ms(conn, route.calls, options.floor_seconds)
+            latency = wrk(base, script, 1, options.seconds)
+            result.p50_ms, result.p90_ms, result.p99_ms = (latency[p] / 1000 for p in ("p50", "p90", "p99"))
+            loaded = wrk(base, script, options.connections, options.seconds)
+            result.requests_per_s = loaded["requests"] / loaded["seconds"]
+            if route.name.startswith("locations") and not dataset.mixed:
+                extras["peak_rss_mb"] = peak_rss_mb(process.pid, lambda: wrk(base, script, 8, options.seconds))
+            results.append(result)
+            print(f"  {dataset.name:6} {route.name:26} p50 {result.p50_ms:7.2f} ms  floor {result.floor_ms:7.2f} ms  "
+                  f"{result.requests_per_s:8.0f} req/s", flush=True)  # fmt: skip
+    return results, extras
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def table(results: list[Result]) -> str:
+    census = {r.route: r for r in results if r.dataset == "census"}
+    lines = [
+        "| dataset | route | items | KB | req/s | p50 ms | p90 ms | p99 ms | SQL floor ms | p50/floor | p50 scale/census |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in results:
+        growth = f"{r.p50_ms / census[r.route].p50_ms:.2f}" if r.dataset != "census" and r.route in census else ""
+        lines.append(
+            f"| {r.dataset} | {r.route} | {r.items:,} | {r.kilobytes:,.0f} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} "
+            f"| {r.p90_ms:.2f} | {r.p99_ms:.2f} | {r.floor_ms:.2f} | {r.ratio:.2f} | {growth} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(results: list[Result], extras: dict) -> list[tuple[bool, str]]:
+    by = {(r.dataset, r.route): r for r in results}
+    reads = [r for r in results if r.read]
+    census_call = by[("census", "locations (2,000 ids)")]
+    worst = max(reads, key=lambda r: r.ratio)
+    checks = [
+        (census_call.ratio <= 2 and census_call.p50_ms <= 40,
+         f"1. census locations: p50 {census_call.p50_ms:.1f} ms (≤ 40), {census_call.ratio:.2f}× its floor (≤ 2)"),
+        (worst.ratio <= 2, f"2. every read p50 ≤ 2× its floor: worst {worst.ratio:.2f} ({worst.dataset} {worst.route})"),
+    ]  # fmt: skip
+    scale = [r for r in reads if r.dataset != "census"]
+    if scale:
+        worst = max(scale, key=lambda r: r.p50_ms / by[("census", r.route)].p50_ms)
+        growth = worst.p50_ms / by[("census", worst.route)].p50_ms
+        seq = [name for name, plan in extras.get("plans", {}).items() if "Seq Scan" in plan]
+        checks.append((growth <= 2 and not seq, f"3. scale p50 ≤ 2× census p50: worst {growth:.2f} ({worst.route}); "
+                       f"sequential scans: {', '.join(seq) or 'none'}"))  # fmt: skip
+    single = [by[(d, route)] for (d, route) in by if route in ("get by id", "latest GET")]
+    slowest = min(single, key=lambda r: r.requests_per_s)
+    checks.append((slowest.requests_per_s >= 3000,
+                   f"4. single-encounter reads ≥ 3,000 req/s: lowest {slowest.requests_per_s:,.0f} "
+                   f"({slowest.dataset} {slowest.route})"))  # fmt: skip
+    rss = extras.get("peak_rss_mb", 0.0)
+    checks.append((rss < 300, f"5. peak RSS, census locations with 8 clients: {rss:.0f} MB (< 300)"))
+    return checks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs and a 200k-encounter scale dataset")
+    parser.add_argument("--database-url", help="PostgreSQL server for the scratch databases (default: a local one)")
+    parser.add_argument("--datasets", default="census,scale", help="comma-separated: census, scale")
+    parser.add_argument("--connections", type=int, default=16, help="keep-alive connections for throughput")
+    parser.add_argument("--seconds", type=int, help="per wrk run (default 4, quick 2)")
+    parser.add_argument("--reuse", action="store_true", help="keep seeded databases from an earlier run (--database-url)")
+    parser.add_argument("--plans", action="store_true", help="print the scale dataset's plans")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the service (e.g. POOL_MAX_SIZE=8)")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("bench: `wrk` is not on PATH (Debian/Ubuntu: apt-get install -y wrk; macOS: brew install wrk)")
+
+    seconds = args.seconds or (2 if args.quick else 4)
+    options = Options(
+        seconds=seconds,
+        warmup=1,
+        connections=args.connections,
+        floor_seconds=0.5 if args.quick else 1.5,
+        reuse=args.reuse,
+        server_env=dict(pair.split("=", 1) for pair in args.env),
+    )
+    datasets = {"census": CENSUS, "scale": QUICK_SCALE if args.quick else SCALE}
+    started = time.perf_counter()
+    results, extras = [], {}
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="encounters-bench-")))
+        server = args.database_url
+        if server is None:
+            data_dir = Path(tempfile.mkdtemp(prefix="encounters-bench-pg-"))
+            stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
+            local = stack.enter_context(start_local_postgres(data_dir))
+            server = make_conninfo(local.conninfo, dbname="postgres")
+        else:
+            server = make_conninfo(server, dbname=conninfo_to_dict(server).get("dbname", "postgres"))
+        for name in args.datasets.split(","):
+            dataset_results, dataset_extras = bench_dataset(server, datasets[name], options, workdir)
+            results += dataset_results
+            extras.update(dataset_extras)
+
+    print(f"\n{table(results)}\n")
+    if "plans" in extras:
+        for route, plan in extras["plans"].items():
+            print(f"=== {route}\n{plan}\n" if args.plans else f"plan: {route}: {'SEQ SCAN' if 'Seq Scan' in plan else 'index'}")
+    if "census" in args.datasets:
+        for met, text in targets(results, extras):
+            print(f"{'met    ' if met else 'NOT MET'}  {text}")
+    print(f"\n{os.cpu_count()} CPUs; {args.connections} connections for req/s; wrk runs of {seconds} s; "
+          f"total {time.perf_counter() - started:.0f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
