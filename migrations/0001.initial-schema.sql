@@ -4,6 +4,9 @@
 -- `encounters_api` (functions, re-applied by `encounters-service migrate`).
 -- Locks: creates new objects only; nothing existing is locked.
 -- Rollback: 0001.initial-schema.rollback.sql drops both schemas.
+-- Lint: its indexes are built on tables created in this same transaction (empty, unseen by
+-- anyone), so CONCURRENTLY is neither needed nor possible; spo2_scale is 1 or 2 (smallint).
+-- squawk-ignore-file require-concurrent-index-creation, prefer-bigint-over-smallint
 
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '60s';

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -161,3 +162,15 @@ def test_migration_files_come_in_pairs_with_headers():
         for text in (path.read_text(), rollback.read_text()):
             assert text.startswith("--"), f"{path.name}: header comment missing"
             assert "lock_timeout" in text and "statement_timeout" in text
+
+
+def test_migrations_are_squawk_clean():
+    """squawk (test extra squawk-cli) with the repository's .squawk.toml finds nothing to report."""
+    squawk = Path(sys.executable).with_name("squawk")
+    linted = subprocess.run(
+        [squawk, "--config", migrate.MIGRATIONS_DIR.parent / ".squawk.toml", *sorted(migrate.MIGRATIONS_DIR.glob("*.sql"))],
+        capture_output=True,
+        text=True,
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert "Found 0 issues" in linted.stdout
