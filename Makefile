@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test migrate status token clean
+.PHONY: run test migrate status token bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ status: $(BIN)/.installed  ## applied/pending migrations and deployed function c
 
 token: $(BIN)/.installed  ## a read+write token for local use
 	$(BIN)/encounters-service token
+
+bench: $(BIN)/.installed  ## service vs SQL floor at 5k and 1M encounters (docs/performance.md); QUICK=1 for a 2-minute run
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq wrk; } \
+		|| { echo "make bench needs wrk: apt-get install -y wrk (Debian/Ubuntu), brew install wrk (macOS)"; exit 1; }
+	$(BIN)/python bench/bench.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .encounters-data

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import shlex
 import signal
 import socket
 import statistics
@@ -52,6 +53,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 SEED = BENCH_DIR / "seed_encounters.sql"
 HS_KEY = "bench-" + "k" * 64  # long enough for HS512
 QUERIES = load_queries()
+SERVE = "{python} -m encounters_service serve"  # production defaults; PORT and DATABASE_URL from the environment
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def routes(dataset: Dataset, modified_since: str) -> list[Route]:
     # The first 1,000 rows are discharged, never deleted (i % 53 != 0 skipped), some with histories.
     encounters = [md5_uuid("encounter", i) for i in range(1, 1_100) if i % 53][:1_000]
     open_encounters = [md5_uuid("encounter", dataset.encounters - dataset.patients + k) for k in range(1_000)]
-    moves = [md5_uuid("bench ward", k) for k in range(2)]
+    moves = locations[:2]  # wards of the census, so that the census keeps its size
 
     def post(path: str, ids: list[str], query: str, **params: object) -> Call:
         return Call("POST", path, json.dumps(ids), query, params)
@@ -249,12 +251,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def service(conninfo: str, log_path: Path, extra_env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`encounters-service serve` on a free port, stopped with SIGTERM afterwards."""
+def service(conninfo: str, log_path: Path, options: Options) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`encounters-service serve` (or options.serve) on a free port, stopped with SIGTERM afterwards."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": conninfo, "HS_KEY": HS_KEY, "PORT": str(port), **extra_env}
+    env = {**os.environ, "DATABASE_URL": conninfo, "HS_KEY": HS_KEY, "PORT": str(port), **options.server_env}
+    command = shlex.split(options.serve.format(python=sys.executable, port=port))
     with open(log_path, "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "encounters_service", "serve"], env=env, stdout=log, stderr=log)
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -374,6 +377,8 @@ class Options:
     floor_seconds: float
     reuse: bool
     server_env: dict[str, str]
+    serve: str  # the service's command; {python} and {port} are filled in
+    routes: tuple[str, ...]  # names (prefixes) of the routes to run; all when empty
 
 
 def bench_dataset(server: str, dataset: Dataset, options: Options, workdir: Path) -> tuple[list[Result], dict]:
@@ -385,10 +390,12 @@ def bench_dataset(server: str, dataset: Dataset, options: Options, workdir: Path
     results, extras = [], {}
     with ExitStack() as stack:
         conn = stack.enter_context(connect_sync(conninfo, autocommit=True))
-        base, process = stack.enter_context(service(conninfo, workdir / "service.log", options.server_env))
+        base, process = stack.enter_context(service(conninfo, workdir / "service.log", options))
         if dataset.mixed:  # the large dataset: show that every read is index-backed
             extras["plans"] = plans(conn, route_list)
         for route in route_list:
+            if options.routes and not route.name.startswith(options.routes):
+                continue
             result = Result(dataset.name, route.name, read=route.read)
             answer = json.loads(fetch(base, route.calls[0], token))
             result.items = 1 if isinstance(answer, dict) and "uuid" in answer else len(answer)  # one, or a list/map
@@ -463,6 +470,8 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep seeded databases from an earlier run (--database-url)")
     parser.add_argument("--plans", action="store_true", help="print the scale dataset's plans")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the service (e.g. POOL_MAX_SIZE=8)")
+    parser.add_argument("--serve", default=SERVE, help=f"the service's command (default {SERVE!r})")
+    parser.add_argument("--routes", default="", help="comma-separated route names (prefixes) to run; default all")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("bench: `wrk` is not on PATH (Debian/Ubuntu: apt-get install -y wrk; macOS: brew install wrk)")
@@ -475,6 +484,8 @@ def main() -> None:
         floor_seconds=0.5 if args.quick else 1.5,
         reuse=args.reuse,
         server_env=dict(pair.split("=", 1) for pair in args.env),
+        serve=args.serve,
+        routes=tuple(name for name in args.routes.split(",") if name),
     )
     datasets = {"census": CENSUS, "scale": QUICK_SCALE if args.quick else SCALE}
     started = time.perf_counter()
@@ -498,7 +509,7 @@ def main() -> None:
     if "plans" in extras:
         for route, plan in extras["plans"].items():
             print(f"=== {route}\n{plan}\n" if args.plans else f"plan: {route}: {'SEQ SCAN' if 'Seq Scan' in plan else 'index'}")
-    if "census" in args.datasets:
+    if "census" in args.datasets and not args.routes:
         for met, text in targets(results, extras):
             print(f"{'met    ' if met else 'NOT MET'}  {text}")
     print(f"\n{os.cpu_count()} CPUs; {args.connections} connections for req/s; wrk runs of {seconds} s; "

@@ -1,7 +1,9 @@
-"""create_app(settings, conninfo): the Litestar application, its routes and its lifespan."""
+"""create_app(settings, conninfo): the Litestar application, its routes and its lifespan;
+app_from_env(): the same, as each server worker of `encounters-service serve` builds it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,11 +17,12 @@ from encounters_service.api.common import check_request_shape
 from encounters_service.auth import Authenticator
 from encounters_service.db import Database, make_pool
 from encounters_service.errors import EXCEPTION_HANDLERS
-from encounters_service.logs import request_logging
+from encounters_service.logs import configure_logging, request_logging
 from encounters_service.relay import Relay, relay_in_background
-from encounters_service.settings import Settings
+from encounters_service.settings import Settings, load_settings
 
 MAX_BODY_BYTES = 1024 * 1024
+RELAY_ENV = "ENCOUNTERS_SERVE_RELAY"  # set to "1" by `serve --relay` for its workers
 
 
 def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Litestar:
@@ -60,3 +63,11 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
     # Outermost, so that unknown routes (404) and wrong methods (405) are logged too.
     app.asgi_handler = request_logging(app.asgi_handler)
     return app
+
+
+def app_from_env() -> Litestar:
+    """The app of one server worker: settings from the environment, where `encounters-service serve`
+    has put the database it chose (DATABASE_URL) and its --relay flag (ENCOUNTERS_SERVE_RELAY)."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, settings.database_url, relay=os.environ.get(RELAY_ENV) == "1")

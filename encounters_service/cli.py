@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
+import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,6 +17,7 @@ from encounters_service.logs import configure_logging
 from encounters_service.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("encounters_service")
+DEFAULT_WORKERS = 2  # measured: docs/performance.md
 
 
 def _database(settings: Settings, stack: ExitStack) -> str:
@@ -38,9 +39,10 @@ def _claim(text: str) -> tuple[str, object]:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    import uvicorn
+    from granian import Granian
+    from granian.constants import Interfaces
 
-    from encounters_service.app import create_app
+    from encounters_service.app import RELAY_ENV
 
     settings = settings.with_overrides(host=args.host, port=args.port, data_dir=args.data_dir)
     with ExitStack() as stack:
@@ -50,18 +52,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
             log.info("migrations applied: %s", ", ".join(applied) or "none pending")
         if settings.embedded:
             _print_welcome(settings)
-        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
-        # it found; a no-op handler lets us stop the local PostgreSQL and exit 0 instead of dying.
-        for stop_signal in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(stop_signal, lambda *_: None)
-        uvicorn.run(
-            create_app(settings, conninfo, relay=args.relay),
-            host=settings.host,
+        # Each worker process builds its app from the environment (app_from_env).
+        os.environ["DATABASE_URL"] = conninfo
+        os.environ[RELAY_ENV] = "1" if args.relay else ""
+        # Granian stops its workers gracefully on SIGTERM/SIGINT and returns; the ExitStack then
+        # stops the local PostgreSQL, and the command exits 0.
+        Granian(
+            "encounters_service.app:app_from_env",
+            factory=True,
+            interface=Interfaces.ASGI,
+            address=settings.host,
             port=settings.port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
+            workers=args.workers,
+            log_access=False,  # the request log line replaces it
+            log_level=settings.log_level.lower(),
+            log_dictconfig={"loggers": {"_granian": {"propagate": True}}},  # through our handler and format
+            workers_kill_timeout=10,
+        ).serve()
 
 
 def _print_welcome(settings: Settings) -> None:
@@ -121,6 +128,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (env PORT, default 5000)")
     serve.add_argument("--data-dir", type=Path, help="local PostgreSQL data dir (env ENCOUNTERS_DATA_DIR)")
     serve.add_argument("--relay", action="store_true", help="also publish the event outbox from this process (default off)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY") or DEFAULT_WORKERS),
+        help=f"server worker processes (env WEB_CONCURRENCY, default {DEFAULT_WORKERS}; docs/performance.md)",
+    )
     serve.set_defaults(run=cmd_serve)
 
     migration = commands.add_parser("migrate", help="upgrade, roll back or show the database schema")
