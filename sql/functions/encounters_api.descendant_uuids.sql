@@ -1,6 +1,7 @@
 -- encounters_api.descendant_uuids(parent_uuid, include_deleted) → jsonb array of uuids
--- Every descendant of an encounter, any depth. Without include_deleted, a deleted encounter
--- and everything below it are left out.
+-- Every descendant of an encounter (encounters_api.descendants), oldest creation first.
+-- Without include_deleted, a deleted encounter and everything below it are left out.
+-- requires: encounters_api.descendants
 CREATE OR REPLACE FUNCTION encounters_api.descendant_uuids(
     parent_uuid uuid,
     include_deleted boolean
@@ -10,19 +11,8 @@ LANGUAGE sql
 STABLE
 PARALLEL SAFE
 BEGIN ATOMIC
-    WITH RECURSIVE descendant AS (
-        SELECT c.uuid, c.created
-        FROM encounters.encounter AS c
-        WHERE c.child_of_encounter_uuid = parent_uuid
-            AND (include_deleted OR c.deleted_at IS NULL)
-        UNION
-        SELECT c.uuid, c.created
-        FROM encounters.encounter AS c
-        INNER JOIN descendant AS d ON c.child_of_encounter_uuid = d.uuid
-        WHERE include_deleted OR c.deleted_at IS NULL
-    )
     SELECT coalesce(jsonb_agg(d.uuid ORDER BY d.created, d.uuid), '[]'::jsonb)
-    FROM descendant AS d;
+    FROM encounters_api.descendants(descendant_uuids.parent_uuid, descendant_uuids.include_deleted) AS d;
 END;
 
 COMMENT ON FUNCTION encounters_api.descendant_uuids(uuid, boolean) IS

@@ -7,7 +7,7 @@
 -- (`CROSS JOIN LATERAL encounters_api.encounter_document(e, …) AS d`): the history look-ups
 -- become part of that query's plan, planned once, instead of a function planned and started
 -- per encounter. encounters_api.encounter_json is its scalar form, for one encounter.
--- requires: encounters_api.iso_utc, encounters_api.descendant_uuids
+-- requires: encounters_api.iso_utc, encounters_api.descendants
 CREATE OR REPLACE FUNCTION encounters_api.encounter_document(
     e encounters.encounter,
     compact boolean DEFAULT false,
@@ -66,7 +66,11 @@ BEGIN ATOMIC
             || CASE WHEN e.child_of_encounter_uuid IS NULL THEN '{}'::jsonb
                 ELSE jsonb_build_object('child_of_encounter_uuid', e.child_of_encounter_uuid) END
             || CASE WHEN NOT with_children THEN '{}'::jsonb
-                ELSE jsonb_build_object('child_encounter_uuids', encounters_api.descendant_uuids(e.uuid, true)) END
+                ELSE jsonb_build_object('child_encounter_uuids', (
+                    -- as encounters_api.descendant_uuids(e.uuid, true), written out so that it is inlined
+                    SELECT coalesce(jsonb_agg(d.uuid ORDER BY d.created, d.uuid), '[]'::jsonb)
+                    FROM encounters_api.descendants(e.uuid, TRUE) AS d
+                )) END
         END
         || CASE WHEN NOT expanded THEN '{}'::jsonb ELSE
             jsonb_build_object(

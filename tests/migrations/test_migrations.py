@@ -112,7 +112,8 @@ def test_a_changed_function_file_is_reapplied_and_its_checksum_recorded(empty_da
 def test_functions_need_their_requirements_in_order():
     names = [path.stem for path in migrate.function_files()]
     assert names.index("encounters_api.iso_utc") < names.index("encounters_api.encounter_json")
-    assert names.index("encounters_api.descendant_uuids") < names.index("encounters_api.encounter_json")
+    assert names.index("encounters_api.descendants") < names.index("encounters_api.encounter_document")
+    assert names.index("encounters_api.encounter_document") < names.index("encounters_api.encounter_json")
 
 
 def _insert(conn: psycopg.Connection, patient: uuid.UUID, **columns: object) -> None:

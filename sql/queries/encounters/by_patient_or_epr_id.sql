@@ -1,8 +1,9 @@
 -- A patient's encounters and/or the encounters with an EPR encounter id (GET /dhos/v2/encounter).
 --
--- Both filters given: encounters matching both. Order: open ones first (not discharged, not
--- deleted), then the newest admission first, then the newest creation first. The full form
--- carries child_encounter_uuids (every descendant, deleted ones included).
+-- Both filters given: encounters matching both; neither: none (the route refuses that request).
+-- Order: open ones first (not discharged, not deleted), then the newest admission first, then
+-- the newest creation first. The full form carries child_encounter_uuids (every descendant,
+-- deleted ones included).
 -- Parameters:
 --   patient_id        text     the patient's uuid; '' = any patient
 --   epr_encounter_id  text     the EPR encounter id; '' = any
@@ -31,7 +32,11 @@ SELECT
 FROM encounters.encounter AS e
 CROSS JOIN LATERAL encounters_api.encounter_document(e, :'compact'::boolean, :'expanded'::boolean, TRUE) AS d (document)
 WHERE
-    (:'patient_id'::text = '' OR e.patient_uuid = nullif(:'patient_id'::text, '')::uuid)
+    -- Each alternative an index look-up, also in a generic plan (the service prepares the query).
+    (
+        e.patient_uuid = nullif(:'patient_id'::text, '')::uuid
+        OR (:'patient_id'::text = '' AND e.epr_encounter_id = :'epr_encounter_id'::text)
+    )
     AND (:'epr_encounter_id'::text = '' OR e.epr_encounter_id = :'epr_encounter_id'::text)
     AND (:'show_deleted'::boolean OR e.deleted_at IS NULL)
     AND (:'show_children'::boolean OR e.child_of_encounter_uuid IS NULL);
