@@ -32,12 +32,14 @@ SQLSTATE_CLASS_STATUS = {
     "08": 503,  # connection exception
     "57": 503,  # operator intervention: server shutting down
     "53": 503,  # insufficient resources
+    "54": 400,  # program limit exceeded: e.g. a value too large for an index entry
 }
 UNIQUE_INDEX_MESSAGES = {
     "encounter_live_epr_id_key": "epr_encounter_id is already used by another encounter that is not deleted",
     "encounter_one_open_local_key": "the patient already has an open local encounter",
 }
 UNAVAILABLE = "the database is unavailable, try again shortly"
+TOO_LARGE = "a value in the request is too large to store"
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -80,6 +82,8 @@ def handle_database_error(request: Request, exc: psycopg.Error) -> Response:
     if status == 503:
         log.warning("database unavailable: %s", type(exc).__name__)
         return error_response(503, UNAVAILABLE, {"Retry-After": "1"})
+    if state.startswith("54"):  # the database's message names internals (an index)
+        return error_response(400, TOO_LARGE)
     diag = exc.diag
     message = UNIQUE_INDEX_MESSAGES.get(diag.constraint_name or "") or diag.message_primary or str(exc)
     return error_response(status, message)

@@ -1,4 +1,5 @@
-"""Request bodies: msgspec Structs, decoded strictly, and their re-encoding for SQL functions.
+"""Request bodies: msgspec Structs, decoded strictly, and their re-encoding for SQL functions;
+and the shapes of the responses, for the OpenAPI document (api/openapi.py).
 
 Litestar converts `data:` bodies leniently ("1" becomes 1, "true" becomes True), so write handlers
 take the raw body and decode it here with msgspec's strict JSON decoder. Optional fields default
@@ -9,7 +10,7 @@ to UNSET, which msgspec leaves out when encoding: the SQL functions then see "ab
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -18,7 +19,11 @@ from msgspec import UNSET, UnsetType
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 Spo2Scale = Annotated[int, msgspec.Meta(ge=1, le=2)]
-Text = Annotated[str, msgspec.Meta(pattern=r"^[^\x00]*$")]  # PostgreSQL text cannot hold NUL
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
+Text = Annotated[str, msgspec.Meta(pattern=NO_NUL)]
+MAX_LIST_ITEMS = 10_000  # the longest list a body may hold
+# Indexed (unique among live encounters), and an index entry holds at most 2704 bytes.
+EprId = Annotated[str, msgspec.Meta(pattern=NO_NUL, max_length=255)]
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
@@ -39,12 +44,12 @@ class EncounterCreate(Body):
     admitted_at: AwareDatetime
     score_system: Text
     encounter_type: Text | None | UnsetType = UNSET
-    epr_encounter_id: Text | None | UnsetType = UNSET  # "" means a local encounter
+    epr_encounter_id: EprId | None | UnsetType = UNSET  # "" means a local encounter
     discharged_at: AwareDatetime | None | UnsetType = UNSET
     deleted_at: AwareDatetime | None | UnsetType = UNSET
     child_of_encounter_uuid: UUID | None | UnsetType = UNSET
     spo2_scale: Spo2Scale | None | UnsetType = UNSET  # null means the default, 1
-    location_history: list[LocationVisit] | None | UnsetType = UNSET
+    location_history: Annotated[list[LocationVisit], msgspec.Meta(max_length=MAX_LIST_ITEMS)] | None | UnsetType = UNSET
 
 
 class EncounterUpdate(Body):
@@ -52,7 +57,7 @@ class EncounterUpdate(Body):
     (admitted_at, location_uuid, dh_product_uuid, patient_record_uuid, score_system) refuse it;
     null spo2_scale or child_of_encounter_uuid leaves them as they are."""
 
-    epr_encounter_id: Text | None | UnsetType = UNSET
+    epr_encounter_id: EprId | None | UnsetType = UNSET
     encounter_type: Text | None | UnsetType = UNSET
     admitted_at: AwareDatetime | UnsetType = UNSET
     discharged_at: AwareDatetime | None | UnsetType = UNSET
@@ -80,11 +85,12 @@ class EncounterMerge(Body):
     message_uuid: UUID
 
 
-B = TypeVar("B", bound=Body)
+B = TypeVar("B")
 
 
 def decode(model: type[B], raw: bytes) -> B:
-    """The body as `model`, or a 400 (ValidationException) whose message names the field."""
+    """The body as `model` (a Body, or e.g. a list), or a 400 (ValidationException) whose message
+    names the field."""
     if not raw.strip():
         raise ValidationException("a JSON request body is required")
     try:
@@ -98,3 +104,130 @@ def decode(model: type[B], raw: bytes) -> B:
 def encode(body: Body) -> str:
     """The body as JSON text for a jsonb parameter; unset fields are left out."""
     return msgspec.json.encode(body).decode()
+
+
+# Response shapes. PostgreSQL builds every response (encounters_api.encounter_json and the query
+# files); these Structs only describe it, for the OpenAPI document, and forbid unknown fields
+# because callers check the keys strictly. tests/reliability checks real responses against them.
+
+Instant = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$", extra_json_schema={"format": "date-time"}),
+]
+EprEncounterId = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class Shape(msgspec.Struct, forbid_unknown_fields=True):
+    """A response document."""
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error: a message for a human (more keys may follow)."""
+
+    message: str
+
+
+class ProductRef(Shape):
+    uuid: UUID
+
+
+class ScoreSystemChange(Shape):
+    uuid: UUID
+    changed_time: Instant
+    score_system: str | None
+    previous_score_system: str | None
+    spo2_scale: Spo2Scale | None
+    previous_spo2_scale: Spo2Scale | None
+    created_by: str
+    changed_by: str
+
+
+class LocationStay(Shape):
+    location_uuid: UUID
+    arrived_at: Instant | None
+    departed_at: Instant | None
+    created_at: Instant
+
+
+class CompactEncounter(Shape):
+    """The compact form (compact=true)."""
+
+    uuid: UUID
+    epr_encounter_id: EprEncounterId | None
+    admitted_at: Instant
+    discharged_at: Instant | None
+    deleted_at: Instant | None
+    location_uuid: UUID
+    patient_uuid: UUID
+    patient_record_uuid: UUID
+
+
+class Encounter(CompactEncounter):
+    """The full form; child_of_encounter_uuid only when the encounter has a parent."""
+
+    encounter_type: str | None
+    score_system: str | None
+    spo2_scale: Spo2Scale
+    dh_product: Annotated[list[ProductRef], msgspec.Meta(min_length=1, max_length=1)]
+    created: Instant
+    score_system_history: list[ScoreSystemChange]
+    location_history: list[LocationStay]
+    child_of_encounter_uuid: UUID | UnsetType = UNSET
+
+
+class ListedEncounter(Encounter, kw_only=True):
+    """The full form with the uuids of all descendants, deleted ones included."""
+
+    child_encounter_uuids: list[UUID]
+
+
+class ExpandableCompactEncounter(CompactEncounter):
+    """The compact form; with expanded=true also created, created_by, modified, modified_by."""
+
+    created: Instant | UnsetType = UNSET
+    created_by: str | UnsetType = UNSET
+    modified: Instant | UnsetType = UNSET
+    modified_by: str | UnsetType = UNSET
+
+
+class ExpandableEncounter(Encounter):
+    """The full form; with expanded=true also created_by, modified, modified_by."""
+
+    created_by: str | UnsetType = UNSET
+    modified: Instant | UnsetType = UNSET
+    modified_by: str | UnsetType = UNSET
+
+
+class ExpandableListedEncounter(ExpandableEncounter, kw_only=True):
+    """The full form with child_encounter_uuids; with expanded=true also created_by, modified, modified_by."""
+
+    child_encounter_uuids: list[UUID]
+
+
+class MergeTotal(Shape):
+    total: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class MergeRecord(Shape):
+    """The record and patient an encounter had before a merge."""
+
+    record_uuid: UUID
+    patient_uuid: UUID
+    message_uuid: UUID
+    merged_at: Instant
+
+
+class Running(Shape):
+    running: Literal[True]
+
+
+class Version(Shape):
+    version: str
+    circle: str
+    hash: str
+
+
+class Health(Shape):
+    database: Literal["ok"]
+    outbox_waiting: Annotated[int, msgspec.Meta(ge=0)]
+    outbox_oldest_age_seconds: float | None

@@ -15,11 +15,13 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import port_for
 import psycopg
 import pytest
+from litestar import Litestar
 from litestar.testing import TestClient
 from pytest_postgresql.executors import PostgreSQLExecutor
 
@@ -112,15 +114,22 @@ def template_conninfo(pg_server: PostgreSQLExecutor) -> str:
     return conninfo
 
 
-@pytest.fixture
-def fresh_database(pg_server: PostgreSQLExecutor, template_conninfo: str) -> Iterator[str]:
-    """Conninfo of a fresh clone of the template, dropped after the test."""
+@contextmanager
+def template_clone(server: PostgreSQLExecutor) -> Iterator[str]:
+    """Conninfo of a fresh clone of the migrated template, dropped on exit."""
     name = f"test_{os.getpid()}_{next(_clone_numbers)}"
-    conninfo = create_database(pg_server, name, template=TEMPLATE)
+    conninfo = create_database(server, name, template=TEMPLATE)
     try:
         yield conninfo
     finally:
-        drop_database(pg_server, name)
+        drop_database(server, name)
+
+
+@pytest.fixture
+def fresh_database(pg_server: PostgreSQLExecutor, template_conninfo: str) -> Iterator[str]:
+    """Conninfo of a fresh clone of the template, dropped after the test."""
+    with template_clone(pg_server) as conninfo:
+        yield conninfo
 
 
 @pytest.fixture
@@ -137,21 +146,14 @@ def client(fresh_database: str) -> Iterator[TestClient]:
         yield test_client
 
 
-
-@pytest.fixture
-def live_server(fresh_database: str) -> Iterator[str]:
-    """The real app served by uvicorn on a free loopback port, for truly parallel HTTP clients."""
+@contextmanager
+def served_in_thread(app: Litestar) -> Iterator[str]:
+    """Base URL of `app` served by uvicorn on a free loopback port, in a thread, until exit."""
     import threading
 
     import uvicorn
 
-    config = uvicorn.Config(
-        create_app(TEST_SETTINGS, fresh_database),
-        host="127.0.0.1",
-        port=port_for.select_random(),
-        log_config=None,
-        access_log=False,
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port_for.select_random(), log_config=None, access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -164,3 +166,10 @@ def live_server(fresh_database: str) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(fresh_database: str) -> Iterator[str]:
+    """The real app served by uvicorn on a free loopback port, for truly parallel HTTP clients."""
+    with served_in_thread(create_app(TEST_SETTINGS, fresh_database)) as base_url:
+        yield base_url

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import BaseRouteHandler
 
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, Caller, caller_from_request, require
@@ -16,6 +16,7 @@ from encounters_service.db import Database
 # Handler arguments Litestar fills from the request itself rather than from the query string.
 _NOT_QUERY = {"request", "data", "state", "headers", "cookies", "scope", "socket", "body", "caller", "db"}
 IGNORE_UNKNOWN_QUERY = "ignore_unknown_query"  # route opt: accept (and ignore) any query parameter
+MAX_QUERY_BYTES = 4096  # the longest query string a caller sends is a few hundred bytes
 
 
 def guard(scope: str, claim: str | None = None) -> Callable:
@@ -31,6 +32,7 @@ def guard(scope: str, claim: str | None = None) -> Callable:
 
 READ = [guard(READ_SCOPE)]
 WRITE = [guard(WRITE_SCOPE)]
+BEARER = [{"bearer": []}]  # OpenAPI security requirement of the guarded routes (scheme: app.py)
 
 
 def caller_of(request: Request) -> Caller:
@@ -66,11 +68,17 @@ def _path_parameter_names(handler: BaseRouteHandler) -> set[str]:
 
 
 async def check_request_shape(request: Request) -> None:
-    """Before every handler: refuse unknown query parameters and a JSON body on a GET (400)."""
+    """Before every handler: refuse a query string over MAX_QUERY_BYTES (414), unknown query
+    parameters, query values PostgreSQL text cannot hold (NUL), and a JSON body on a GET (400)."""
+    if len(request.scope["query_string"]) > MAX_QUERY_BYTES:
+        raise HTTPException(status_code=414, detail=f"the query string is longer than {MAX_QUERY_BYTES} bytes")
     handler = request.route_handler
     if not handler.opt.get(IGNORE_UNKNOWN_QUERY):
         unknown = sorted(set(request.query_params) - _query_names(handler))
         if unknown:
             raise ValidationException(f"unknown query parameter(s): {', '.join(unknown)}")
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise ValidationException(f"query parameter '{name}' must not contain NUL characters")
     if request.method == "GET" and await request.body():
         raise ValidationException("a GET request takes no body")

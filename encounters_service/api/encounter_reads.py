@@ -5,16 +5,45 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import Body, FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 
-from encounters_service.api.common import READ, database, json_response
+from encounters_service.api.common import BEARER, READ, database, json_response
+from encounters_service.api.openapi import documented
+from encounters_service.models import (
+    MAX_LIST_ITEMS,
+    NO_NUL,
+    CompactEncounter,
+    Encounter,
+    ExpandableCompactEncounter,
+    ExpandableEncounter,
+    ExpandableListedEncounter,
+    ListedEncounter,
+    decode,
+)
 from encounters_service.query_params import OPEN_NOW, OPEN_OR_DISCHARGED, instant, instant_or_date
 
-MAX_LIST_ITEMS = 10_000
+# Decoded strictly by models.decode, like every body (Litestar's own decoding of `data` recurses
+# without a limit: a deeply nested array was a 500).
 UuidList = Annotated[
-    list[UUID], Body(max_items=MAX_LIST_ITEMS, description=f"JSON array of uuids, at most {MAX_LIST_ITEMS:,}")
+    list[UUID], msgspec.Meta(max_length=MAX_LIST_ITEMS, description=f"JSON array of uuids, at most {MAX_LIST_ITEMS:,}")
+]
+# Instants are parsed by query_params (strictly, with a message naming the parameter); these only document them.
+OpenAsOf = Annotated[
+    str | None,
+    QueryParameter(
+        description="ISO 8601 datetime with an offset, e.g. 2018-01-01T00:00:00.000Z",
+        schema_extra={"format": "date-time"},
+    ),
+]
+ModifiedSince = Annotated[
+    str,
+    QueryParameter(
+        description="a date (midnight UTC) or an ISO 8601 datetime with an offset",
+        schema_extra={"any_of": [{"format": "date"}, {"format": "date-time"}]},
+    ),
 ]
 
 
@@ -23,7 +52,13 @@ def _open_as_of(text: str | None, when_absent: str) -> object:
     return when_absent if text is None else instant("open_as_of", text)
 
 
-@get("/dhos/v1/encounter/{encounter_id:uuid}/children", guards=READ, summary="Uuids of all descendants")
+@get(
+    "/dhos/v1/encounter/{encounter_id:uuid}/children",
+    guards=READ,
+    summary="Uuids of all descendants",
+    security=BEARER,
+    operation_class=documented(list[UUID]),
+)
 async def child_encounters(
     request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False
 ) -> Response:
@@ -32,12 +67,18 @@ async def child_encounters(
     )
 
 
-@get("/dhos/v2/encounter", guards=READ, summary="Encounters by patient and/or EPR encounter id")
+@get(
+    "/dhos/v2/encounter",
+    guards=READ,
+    summary="Encounters by patient and/or EPR encounter id",
+    security=BEARER,
+    operation_class=documented(list[ExpandableListedEncounter | ExpandableCompactEncounter]),
+)
 async def encounters_by_patient_or_epr_id(
     request: Request,
     patient_id: FromQuery[UUID | None] = None,
-    epr_encounter_id: FromQuery[str | None] = None,
-    open_as_of: FromQuery[str | None] = None,
+    epr_encounter_id: Annotated[str | None, QueryParameter(schema_extra={"pattern": NO_NUL})] = None,
+    open_as_of: OpenAsOf = None,
     compact: FromQuery[bool] = False,
     expanded: FromQuery[bool] = False,
     show_deleted: FromQuery[bool] = False,
@@ -73,10 +114,16 @@ async def encounters_by_patient_or_epr_id(
     return json_response(document)
 
 
-@get("/dhos/v2/encounters", guards=READ, summary="Encounters modified since a time, newest change first")
+@get(
+    "/dhos/v2/encounters",
+    guards=READ,
+    summary="Encounters modified since a time, newest change first",
+    security=BEARER,
+    operation_class=documented(list[ExpandableEncounter | ExpandableCompactEncounter]),
+)
 async def encounters_modified_since(
     request: Request,
-    modified_since: FromQuery[str],
+    modified_since: ModifiedSince,
     compact: FromQuery[bool] = False,
     expanded: FromQuery[bool] = False,
     show_deleted: FromQuery[bool] = False,
@@ -94,11 +141,17 @@ async def encounters_modified_since(
     )
 
 
-@get("/dhos/v2/encounter/latest", guards=READ, summary="A patient's latest encounter")
+@get(
+    "/dhos/v2/encounter/latest",
+    guards=READ,
+    summary="A patient's latest encounter",
+    security=BEARER,
+    operation_class=documented(ListedEncounter | CompactEncounter, errors=[404]),
+)
 async def latest_encounter(
     request: Request,
     patient_id: FromQuery[UUID],
-    open_as_of: FromQuery[str | None] = None,
+    open_as_of: OpenAsOf = None,
     compact: FromQuery[bool] = False,
 ) -> Response:
     document = await database(request).value(
@@ -113,42 +166,63 @@ async def latest_encounter(
     return json_response(document)
 
 
-@post("/dhos/v2/encounter/latest", guards=READ, status_code=200, summary="The latest encounter of each patient")
+@post(
+    "/dhos/v2/encounter/latest",
+    guards=READ,
+    status_code=200,
+    summary="The latest encounter of each patient",
+    security=BEARER,
+    operation_class=documented(dict[UUID, ListedEncounter | CompactEncounter], body=UuidList),
+)
 async def latest_encounters(
-    request: Request, data: UuidList, open_as_of: FromQuery[str | None] = None, compact: FromQuery[bool] = False
+    request: Request, body: RawBody, open_as_of: OpenAsOf = None, compact: FromQuery[bool] = False
 ) -> Response:
     return json_response(
         await database(request).value(
             "encounters.latest_per_patient",
-            patient_ids=data,
+            patient_ids=decode(UuidList, body),
             open_as_of=_open_as_of(open_as_of, OPEN_OR_DISCHARGED),
             compact=compact,
         )
     )
 
 
-@post("/dhos/v1/encounter/locations", guards=READ, status_code=200, summary="Open encounters at locations")
+@post(
+    "/dhos/v1/encounter/locations",
+    guards=READ,
+    status_code=200,
+    summary="Open encounters at locations",
+    security=BEARER,
+    operation_class=documented(list[Encounter | CompactEncounter], body=UuidList),
+)
 async def open_encounters_at_locations(
-    request: Request, data: UuidList, open_as_of: FromQuery[str | None] = None, compact: FromQuery[bool] = False
+    request: Request, body: RawBody, open_as_of: OpenAsOf = None, compact: FromQuery[bool] = False
 ) -> Response:
     return json_response(
         await database(request).value(
             "encounters.open_at_locations",
-            location_ids=data,
+            location_ids=decode(UuidList, body),
             open_as_of=_open_as_of(open_as_of, OPEN_NOW),
             compact=compact,
         )
     )
 
 
-@post("/dhos/v1/encounter/patients", guards=READ, status_code=200, summary="Open encounters of patients")
+@post(
+    "/dhos/v1/encounter/patients",
+    guards=READ,
+    status_code=200,
+    summary="Open encounters of patients",
+    security=BEARER,
+    operation_class=documented(list[Encounter | CompactEncounter], body=UuidList),
+)
 async def open_encounters_for_patients(
-    request: Request, data: UuidList, open_as_of: FromQuery[str | None] = None, compact: FromQuery[bool] = False
+    request: Request, body: RawBody, open_as_of: OpenAsOf = None, compact: FromQuery[bool] = False
 ) -> Response:
     return json_response(
         await database(request).value(
             "encounters.open_for_patients",
-            patient_ids=data,
+            patient_ids=decode(UuidList, body),
             open_as_of=_open_as_of(open_as_of, OPEN_NOW),
             compact=compact,
         )
@@ -160,14 +234,14 @@ async def open_encounters_for_patients(
     guards=READ,
     status_code=200,
     summary="Patients with an open encounter, per location",
+    security=BEARER,
+    operation_class=documented(dict[UUID, Annotated[int, msgspec.Meta(ge=1)]], body=UuidList),
 )
-async def patient_count_per_location(
-    request: Request, data: UuidList, open_as_of: FromQuery[str | None] = None
-) -> Response:
+async def patient_count_per_location(request: Request, body: RawBody, open_as_of: OpenAsOf = None) -> Response:
     return json_response(
         await database(request).value(
             "encounters.patient_count_per_location",
-            location_ids=data,
+            location_ids=decode(UuidList, body),
             open_as_of=_open_as_of(open_as_of, OPEN_NOW),
         )
     )

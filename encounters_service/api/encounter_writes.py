@@ -15,6 +15,7 @@ from litestar import Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, RawBody
 
 from encounters_service.api.common import (
+    BEARER,
     IGNORE_UNKNOWN_QUERY,
     READ,
     WRITE,
@@ -23,13 +24,18 @@ from encounters_service.api.common import (
     guard,
     json_response,
 )
+from encounters_service.api.openapi import documented
 from encounters_service.auth import WRITE_SCOPE, AuthError
 from encounters_service.models import (
     Body,
+    Encounter,
     EncounterCreate,
     EncounterMerge,
     EncounterUnlink,
     EncounterUpdate,
+    MergeRecord,
+    MergeTotal,
+    ScoreSystemChange,
     ScoreSystemHistoryUpdate,
     decode,
     encode,
@@ -50,6 +56,8 @@ async def _write(request: Request, query: str, model: type[Body], raw: RawBody, 
     status_code=200,
     opt={IGNORE_UNKNOWN_QUERY: True},
     summary="Create an encounter",
+    security=BEARER,
+    operation_class=documented(Encounter, body=EncounterCreate, errors=[409, 422]),
 )
 async def create_encounter(request: Request, body: RawBody) -> Response:
     can_edit_ews = caller_of(request).can_edit_ews
@@ -57,7 +65,9 @@ async def create_encounter(request: Request, body: RawBody) -> Response:
     return json_response(created)
 
 
-@get(ENCOUNTER, guards=READ, summary="One encounter (full form)")
+@get(
+    ENCOUNTER, guards=READ, summary="One encounter (full form)", security=BEARER, operation_class=documented(Encounter)
+)
 async def get_encounter(
     request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False
 ) -> Response:
@@ -65,7 +75,13 @@ async def get_encounter(
     return json_response(found)
 
 
-@patch(ENCOUNTER, guards=WRITE, summary="Update an encounter")
+@patch(
+    ENCOUNTER,
+    guards=WRITE,
+    summary="Update an encounter",
+    security=BEARER,
+    operation_class=documented(Encounter, body=EncounterUpdate, errors=[409, 422]),
+)
 async def update_encounter(request: Request, encounter_id: FromPath[UUID], body: RawBody) -> Response:
     can_edit_ews = caller_of(request).can_edit_ews
     [(refusal, updated)] = await _write(
@@ -76,7 +92,14 @@ async def update_encounter(request: Request, encounter_id: FromPath[UUID], body:
     return json_response(updated)
 
 
-@delete(ENCOUNTER, guards=WRITE, status_code=200, summary="Detach an encounter from its parent")
+@delete(
+    ENCOUNTER,
+    guards=WRITE,
+    status_code=200,
+    summary="Detach an encounter from its parent",
+    security=BEARER,
+    operation_class=documented(Encounter, body=EncounterUnlink, errors=[409]),
+)
 async def unlink_encounter(request: Request, encounter_id: FromPath[UUID], body: RawBody) -> Response:
     [(unlinked,)] = await _write(request, "writes.unlink_encounter", EncounterUnlink, body, encounter_id=encounter_id)
     return json_response(unlinked)
@@ -86,6 +109,8 @@ async def unlink_encounter(request: Request, encounter_id: FromPath[UUID], body:
     "/dhos/v1/score_system_history/{history_id:uuid}",
     guards=[guard(WRITE_SCOPE, claim="system_id")],
     summary="Correct when a score system change took effect",
+    security=BEARER,
+    operation_class=documented(ScoreSystemChange, body=ScoreSystemHistoryUpdate),
 )
 async def update_score_system_history(request: Request, history_id: FromPath[UUID], body: RawBody) -> Response:
     [(entry,)] = await _write(
@@ -100,13 +125,21 @@ async def update_score_system_history(request: Request, history_id: FromPath[UUI
     status_code=200,
     opt={IGNORE_UNKNOWN_QUERY: True},
     summary="Move the encounters of a merged patient record",
+    security=BEARER,
+    operation_class=documented(MergeTotal, body=EncounterMerge, errors=[409]),
 )
 async def merge_encounters(request: Request, body: RawBody) -> Response:
     [(total,)] = await _write(request, "writes.merge_encounters", EncounterMerge, body)
     return json_response(total)
 
 
-@get(f"{ENCOUNTER}/merge_history", guards=READ, summary="An encounter's record merges, oldest first")
+@get(
+    f"{ENCOUNTER}/merge_history",
+    guards=READ,
+    summary="An encounter's record merges, oldest first",
+    security=BEARER,
+    operation_class=documented(list[MergeRecord]),
+)
 async def merge_history(request: Request, encounter_id: FromPath[UUID]) -> Response:
     return json_response(await database(request).value("writes.merge_history", encounter_id=encounter_id))
 

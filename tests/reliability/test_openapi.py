@@ -1,0 +1,134 @@
+"""The OpenAPI document describes every route precisely, and real answers of every form match it.
+
+Fuzzing (test_fuzz.py) checks what schemathesis happens to generate; here each response form —
+full, compact, expanded, with children, every error — is produced on purpose and validated.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import httpx
+import pytest
+import schemathesis
+
+from encounters_service.auth import READ_SCOPE
+from tests.api.test_encounter_writes import ENCOUNTERS, create_body
+from tests.helpers import auth
+from tests.reliability.conftest import OPENAPI, SYSTEM, assert_plain_error
+
+SCHEMA = schemathesis.openapi.from_dict(OPENAPI)
+OPERATIONS = [
+    (path, method, operation) for path, item in OPENAPI["paths"].items() for method, operation in item.items()
+]
+FLAGS = ("compact", "expanded", "show_deleted", "show_children")
+
+
+def test_the_served_document_is_the_one_tested(seeded_server):
+    assert httpx.get(f"{seeded_server.base_url}/schema/openapi.json").json() == OPENAPI
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "operation"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m, _ in OPERATIONS]
+)
+def test_every_route_documents_its_answers_body_and_security(path, method, operation):
+    success = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert success, "a success answer without a schema"
+    for status, answer in operation["responses"].items():
+        if status != "200":
+            assert answer["content"]["application/json"]["schema"]["required"] == ["message"]
+    assert operation.get("security") == ([{"bearer": []}] if path.startswith("/dhos/") else None)
+    if method in ("post", "patch", "delete"):
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert body.get("additionalProperties") is False or body["type"] == "array"
+    for parameter in operation.get("parameters", []):
+        assert parameter["schema"].get("type") in ("string", "boolean"), parameter
+        assert "null" not in str(parameter["schema"]), parameter
+
+
+def test_query_parameters_carry_their_types():
+    types = {
+        parameter["name"]: (parameter["schema"]["type"], parameter["schema"].get("format"))
+        for item in OPENAPI["paths"].values()
+        for operation in item.values()
+        for parameter in operation.get("parameters", [])
+    }
+    assert types == {
+        "encounter_id": ("string", "uuid"),
+        "history_id": ("string", "uuid"),
+        "patient_id": ("string", "uuid"),
+        "epr_encounter_id": ("string", None),
+        "open_as_of": ("string", "date-time"),
+        "modified_since": ("string", None),  # anyOf date, date-time
+        **{flag: ("boolean", None) for flag in FLAGS},
+    }
+
+
+def test_every_form_of_every_answer_matches_the_document(seeded_server):
+    parent = next(document for document in seeded_server.documents if document["score_system_history"])
+    patient, location = parent["patient_uuid"], parent["location_uuid"]
+    child = next(document for document in seeded_server.documents if document.get("child_of_encounter_uuid"))
+    flag_sets = [dict(zip(FLAGS, values)) for values in itertools.product([True, False], repeat=len(FLAGS))]
+    by_id = [f"/dhos/v1/encounter/{encounter}" for encounter in seeded_server.encounters]
+
+    with httpx.Client(base_url=seeded_server.base_url, headers=SYSTEM) as http:
+        answers = [http.get(path) for path in ("/running", "/version", "/healthcheck")]
+        answers += [http.get(ENCOUNTERS, params={"patient_id": patient, **flags}) for flags in flag_sets]
+        answers += [
+            http.get("/dhos/v2/encounters", params={"modified_since": "2000-01-01", **flags}) for flags in flag_sets
+        ]
+        answers += [http.get(ENCOUNTERS, params={"epr_encounter_id": "E-1", "show_children": True})]
+        for compact in (True, False):
+            as_of = {"compact": compact, "open_as_of": "2018-01-01T12:00:00Z"}
+            answers += [
+                http.get(ENCOUNTERS, params={"patient_id": patient, "expanded": True, **as_of}),
+                http.get("/dhos/v2/encounter/latest", params={"patient_id": patient, "compact": compact}),
+                http.get("/dhos/v2/encounter/latest", params={"patient_id": patient, **as_of}),
+                http.post("/dhos/v2/encounter/latest", params={"compact": compact}, json=[patient, str(uuid.uuid4())]),
+                http.post("/dhos/v1/encounter/locations", params={"compact": compact}, json=[location]),
+                http.post("/dhos/v1/encounter/patients", params=as_of, json=[patient]),
+            ]
+        answers += [http.post("/dhos/v1/encounter/locations/patient_count", json=[location])]
+        answers += [http.get(path, params={"show_deleted": True}) for path in by_id]
+        answers += [http.get(f"{path}/merge_history") for path in by_id]
+        answers += [http.get(f"{by_id[0]}/children", params={"show_deleted": True})]
+        new = http.post(ENCOUNTERS, json=create_body(spo2_scale=2))
+        answers += [new, http.patch(f"/dhos/v1/encounter/{new.json()['uuid']}", json={"score_system": "other"})]
+        history = http.get(f"/dhos/v1/encounter/{new.json()['uuid']}").json()["score_system_history"][0]["uuid"]
+        answers += [
+            http.patch(f"/dhos/v1/score_system_history/{history}", json={"changed_time": "2018-01-01T00:00:00Z"}),
+            http.request(
+                "DELETE",
+                f"/dhos/v1/encounter/{child['uuid']}",
+                json={"child_of_encounter_uuid": child["child_of_encounter_uuid"]},
+            ),
+            http.post(
+                "/dhos/v1/encounter/merge",
+                json={
+                    name: str(uuid.uuid4())
+                    for name in ("child_record_uuid", "parent_record_uuid", "parent_patient_uuid", "message_uuid")
+                },
+            ),
+        ]
+        successes = len(answers)
+        answers += [
+            http.get(ENCOUNTERS),  # 400
+            http.get(by_id[0], headers={"Authorization": "Bearer nonsense"}),  # 401
+            http.get(by_id[0], headers=auth(READ_SCOPE.replace("read", "write"))),  # 403
+            http.get(f"/dhos/v1/encounter/{uuid.uuid4()}"),  # 404
+            http.post(ENCOUNTERS, json=create_body(epr_encounter_id="E-2")),  # 409
+            http.post(ENCOUNTERS, json=create_body(child_of_encounter_uuid=str(uuid.uuid4()))),  # 422
+            http.post("/dhos/v1/encounter/patients", content=b"[" * (1024 * 1024 + 1)),  # 413
+            http.get("/running", params={"x": "y" * 5000}),  # 414
+        ]
+
+    assert [answer.status_code for answer in answers[:successes]] == [200] * successes, [
+        (answer.request.url, answer.text) for answer in answers[:successes] if answer.status_code != 200
+    ]
+    assert [answer.status_code for answer in answers[successes:]] == [400, 401, 403, 404, 409, 422, 413, 414]
+    for answer in answers:
+        operation = SCHEMA.find_operation_by_path(answer.request.method, answer.request.url.path)
+        operation.validate_response(answer)
+        if answer.status_code >= 400:
+            assert_plain_error(answer.status_code, answer.content)
