@@ -44,7 +44,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from encounters_service import migrate
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, mint_token
-from encounters_service.db import connect_sync, run_sync
+from encounters_service.db import connect_sync, run_sync, session_options
 from encounters_service.embedded import start_local_postgres
 from encounters_service.settings import load_settings
 from encounters_service.sqlfiles import load_queries, parse_query
@@ -389,7 +389,8 @@ def bench_dataset(server: str, dataset: Dataset, options: Options, workdir: Path
     route_list = routes(dataset, last_changes_since(conninfo, 100))
     results, extras = [], {}
     with ExitStack() as stack:
-        conn = stack.enter_context(connect_sync(conninfo, autocommit=True))
+        # The floor's session is set up as the service's (no JIT, prepared statements).
+        conn = stack.enter_context(connect_sync(conninfo, autocommit=True, options=session_options(load_settings())))
         base, process = stack.enter_context(service(conninfo, workdir / "service.log", options))
         if dataset.mixed:  # the large dataset: show that every read is index-backed
             extras["plans"] = plans(conn, route_list)

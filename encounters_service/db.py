@@ -28,15 +28,26 @@ async def _configure(conn: AsyncConnection) -> None:
     use_text_for_json(conn)
 
 
+def session_options(settings: Settings) -> str:
+    """Settings of the service's database sessions: per-statement limit, name, no JIT (the
+    compilation costs more than it saves on these short queries: docs/performance.md)."""
+    return f"-c statement_timeout={settings.statement_timeout_ms} -c application_name={APPLICATION_NAME} -c jit=off"
+
+
 def make_pool(settings: Settings, conninfo: str) -> AsyncConnectionPool:
-    """A closed pool (open it in the app lifespan) with per-connection limits."""
-    options = f"-c statement_timeout={settings.statement_timeout_ms} -c application_name={APPLICATION_NAME}"
+    """A closed pool (open it in the app lifespan) with per-connection limits. Every query is a
+    prepared statement from its first run: the service runs the same few query files all day."""
     return AsyncConnectionPool(
         conninfo,
         open=False,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
-        kwargs={"options": options, "cursor_factory": AsyncRawCursor, "autocommit": True},
+        kwargs={
+            "options": session_options(settings),
+            "cursor_factory": AsyncRawCursor,
+            "autocommit": True,
+            "prepare_threshold": 0,
+        },
         configure=_configure,
         timeout=settings.pool_timeout_s,
         name=APPLICATION_NAME,
