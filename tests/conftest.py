@@ -10,8 +10,10 @@ from __future__ import annotations
 import itertools
 import os
 import pwd
+import shlex
 import shutil
 import stat
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -55,8 +57,13 @@ def _pg_ctl_wrapper(directory: Path) -> Path:
     return wrapper
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgreSQLExecutor]:
+# The session server trades durability for speed; the outage test runs its own with the defaults.
+FAST_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+
+
+@contextmanager
+def running_postgres(options: str = "") -> Iterator[PostgreSQLExecutor]:
+    """A PostgreSQL server of its own (data on tmpfs), accepting logins until exit."""
     directory = _scratch_dir()
     executor = PostgreSQLExecutor(
         executable=str(_pg_ctl_wrapper(directory)),
@@ -67,7 +74,7 @@ def pg_server() -> Iterator[PostgreSQLExecutor]:
         logfile=str(directory / "postgresql.log"),
         startparams="-w",
         dbname=TEMPLATE,
-        postgres_options="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+        postgres_options=options,
     )
     executor.start()
     _wait_until_accepting_connections(executor)
@@ -76,6 +83,24 @@ def pg_server() -> Iterator[PostgreSQLExecutor]:
     finally:
         executor.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def crash_postgres(server: PostgreSQLExecutor) -> None:
+    """Stop the server at once, as a crash would: no checkpoint, clients cut off."""
+    command = [server.executable, "stop", "-D", server.datadir, "-m", "immediate"]
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def restart_postgres(server: PostgreSQLExecutor) -> None:
+    """Start a stopped server again on its data directory (crash recovery first, if it crashed)."""
+    subprocess.run(shlex.split(server.command), env={**os.environ, **server.envvars}, check=True, capture_output=True)
+    _wait_until_accepting_connections(server)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgreSQLExecutor]:
+    with running_postgres(FAST_OPTIONS) as executor:
+        yield executor
 
 
 def _wait_until_accepting_connections(server: PostgreSQLExecutor, seconds: float = 30) -> None:

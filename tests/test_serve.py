@@ -6,11 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,42 +15,24 @@ import httpx
 import port_for
 import pytest
 
-from encounters_service.settings import DATABASE_PARTS
+from tests.helpers import Service
 
 STARTUP_SECONDS = 60
 
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="encounters-serve-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    directory = Path(
+        tempfile.mkdtemp(prefix="encounters-serve-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    )
     directory.chmod(0o755)
     yield directory / "data"
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def start_service(data_dir: Path, port: int) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in (*DATABASE_PARTS, "DATABASE_URL", "HS_KEY")}
-    command = [sys.executable, "-m", "encounters_service", "serve", "--port", str(port), "--data-dir", str(data_dir)]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_until_running(base: str, process: subprocess.Popen) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < STARTUP_SECONDS:
-        assert process.poll() is None, process.stdout.read()
-        try:
-            if httpx.get(f"{base}/running").json() == {"running": True}:
-                return time.monotonic() - started
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("the service did not answer /running in time")
-
-
-def stop_service(process: subprocess.Popen) -> str:
-    process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, output
-    return output
+def start_service(data_dir: Path, port: int) -> Service:
+    """Without database settings or HS_KEY: its own PostgreSQL and the local default key."""
+    return Service.start({}, "--data-dir", str(data_dir), port=port)
 
 
 def test_first_run_prints_a_token_that_works_and_data_survives_a_restart(data_dir):
@@ -62,21 +40,21 @@ def test_first_run_prints_a_token_that_works_and_data_survives_a_restart(data_di
     base = f"http://127.0.0.1:{port}"
     unknown = f"{base}/dhos/v1/encounter/{uuid.uuid4()}"
 
-    process = start_service(data_dir, port)
+    service = start_service(data_dir, port)
     try:
-        wait_until_running(base, process)
+        service.wait_until_running(STARTUP_SECONDS)
         assert httpx.get(unknown).status_code == 401
     finally:
-        output = stop_service(process)
+        output = service.stop()
     token = re.search(r"export TOKEN=(\S+)", output).group(1)
     assert "curl" in output
 
-    process = start_service(data_dir, port)
+    service = start_service(data_dir, port)
     try:
-        wait_until_running(base, process)
+        service.wait_until_running(STARTUP_SECONDS)
         response = httpx.get(unknown, headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 404, response.text  # authorised; the encounter does not exist
         assert httpx.get(f"{base}/healthcheck").json()["database"] == "ok"
     finally:
-        output = stop_service(process)
+        output = service.stop()
     assert "migrations applied: none pending" in output
