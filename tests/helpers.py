@@ -3,6 +3,10 @@ a subprocess (`encounters-service serve`, as production runs it)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import os
 import re
 import signal
@@ -15,7 +19,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
+import jwt
 import port_for
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, mint_token
 from encounters_service.settings import DATABASE_PARTS, load_settings
@@ -40,6 +48,78 @@ def auth(*scopes: str, **claims: object) -> dict[str, str]:
     if not claims:
         claims = {"clinician_id": "clinician-1"}
     return {"Authorization": f"Bearer {token(*scopes, **claims)}"}
+
+
+# Tokens of every kind, good and bad, for the token matrices: tests/test_auth.py (the
+# Authenticator alone) and tests/reliability/test_token_matrix.py (every route, through HTTP).
+JWKS_SETTINGS = replace(
+    TEST_SETTINGS,
+    jwks_url="https://idp.test/.well-known/jwks.json",
+    jwks_issuer="https://idp.test/",
+    jwks_audience="encounters",
+    jwks_metadata_claim="https://example.com/metadata",
+)
+IDP_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ROGUE_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+IDP_PUBLIC_PEM = IDP_KEY.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
+
+
+def jwks_client() -> jwt.PyJWKClient:
+    """A real PyJWKClient whose JWKS document is served from memory instead of the network."""
+    jwk = RSAAlgorithm.to_jwk(IDP_KEY.public_key(), as_dict=True) | {"kid": "idp-1", "use": "sig"}
+    client = jwt.PyJWKClient(JWKS_SETTINGS.jwks_url)
+    client.fetch_data = lambda: {"keys": [jwk]}
+    return client
+
+
+def hs_payload(**changes):
+    """Valid internal-token claims with `changes` applied; a change to None drops the claim."""
+    now = int(time.time())
+    base = {
+        "iss": TEST_SETTINGS.hs_issuer,
+        "aud": TEST_SETTINGS.audience,
+        "iat": now,
+        "exp": now + 600,
+        "metadata": {"clinician_id": "clin-1"},
+        "scope": READ_SCOPE,
+    }
+    return {name: value for name, value in (base | changes).items() if value is not None}
+
+
+def rs_payload(**changes):
+    """Valid identity-provider claims, custom claims under the configured claim name."""
+    defaults = {
+        "iss": JWKS_SETTINGS.jwks_issuer,
+        "aud": JWKS_SETTINGS.jwks_audience,
+        "metadata": None,
+        JWKS_SETTINGS.jwks_metadata_claim: {"patient_id": "pat-1"},
+    }
+    return hs_payload(**(defaults | changes))
+
+
+def hs_token(algorithm="HS512", key=TEST_SETTINGS.hs_key, **changes) -> str:
+    return jwt.encode(hs_payload(**changes), key, algorithm=algorithm)
+
+
+def rs_token(key=IDP_KEY, kid="idp-1", **changes) -> str:
+    return jwt.encode(rs_payload(**changes), key, algorithm="RS256", headers={"kid": kid})
+
+
+def hand_token(header: dict, payload: dict, hmac_key: bytes | None) -> str:
+    """A JWT built without pyjwt (which refuses to sign `none` or with a PEM as HMAC secret),
+    HMAC-signed with the hash its header's alg names."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
+    signature = b""
+    if hmac_key is not None:
+        digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}[header["alg"]]
+        signature = hmac.new(hmac_key, signing_input.encode(), digest).digest()
+    return f"{signing_input}.{b64(signature)}"
 
 
 # The response forms of SPEC.md "Data": exactly these keys, datetimes as …T…:…:….mmmZ.

@@ -1,18 +1,11 @@
 """Token matrix for encounters_service.auth: pure unit tests, no database, no network."""
 
-import base64
-import hashlib
-import hmac
-import json
 import time
 from dataclasses import replace
 from types import SimpleNamespace
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 
 from encounters_service.auth import (
     READ_SCOPE,
@@ -24,81 +17,25 @@ from encounters_service.auth import (
     mint_token,
     require,
 )
-from encounters_service.settings import Settings, SettingsError, load_settings
-
-KEY = "test-hmac-key-" + "x" * 64
-SETTINGS = Settings(hs_key=KEY, hs_issuer="http://issuer.test/")
-JWKS_SETTINGS = replace(
-    SETTINGS,
-    jwks_url="https://idp.test/.well-known/jwks.json",
-    jwks_issuer="https://idp.test/",
-    jwks_audience="encounters",
-    jwks_metadata_claim="https://example.com/metadata",
-)
-IDP_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-ROGUE_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-IDP_PUBLIC_PEM = IDP_KEY.public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+from encounters_service.settings import SettingsError, load_settings
+from tests.helpers import (
+    IDP_PUBLIC_PEM,
+    JWKS_SETTINGS,
+    ROGUE_KEY,
+    TEST_SETTINGS,
+    hand_token,
+    hs_payload,
+    hs_token,
+    jwks_client,
+    rs_payload,
+    rs_token,
 )
 
-
-def jwks_client() -> jwt.PyJWKClient:
-    """A real PyJWKClient whose JWKS document is served from memory instead of the network."""
-    jwk = RSAAlgorithm.to_jwk(IDP_KEY.public_key(), as_dict=True) | {"kid": "idp-1", "use": "sig"}
-    client = jwt.PyJWKClient(JWKS_SETTINGS.jwks_url)
-    client.fetch_data = lambda: {"keys": [jwk]}
-    return client
-
-
+SETTINGS = TEST_SETTINGS
+KEY = SETTINGS.hs_key
 HS = Authenticator(SETTINGS)
 HS512_ONLY = Authenticator(replace(SETTINGS, hs_algorithms=("HS512",)))
 WITH_JWKS = Authenticator(JWKS_SETTINGS, jwks_client=jwks_client())
-
-
-def hs_payload(**changes):
-    """Valid internal-token claims with `changes` applied; a change to None drops the claim."""
-    now = int(time.time())
-    base = {
-        "iss": SETTINGS.hs_issuer,
-        "aud": SETTINGS.audience,
-        "iat": now,
-        "exp": now + 600,
-        "metadata": {"clinician_id": "clin-1"},
-        "scope": READ_SCOPE,
-    }
-    return {name: value for name, value in (base | changes).items() if value is not None}
-
-
-def rs_payload(**changes):
-    """Valid identity-provider claims, custom claims under the configured claim name."""
-    defaults = {
-        "iss": JWKS_SETTINGS.jwks_issuer,
-        "aud": JWKS_SETTINGS.jwks_audience,
-        "metadata": None,
-        JWKS_SETTINGS.jwks_metadata_claim: {"patient_id": "pat-1"},
-    }
-    return hs_payload(**(defaults | changes))
-
-
-def hs_token(algorithm="HS512", key=KEY, **changes) -> str:
-    return jwt.encode(hs_payload(**changes), key, algorithm=algorithm)
-
-
-def rs_token(key=IDP_KEY, kid="idp-1", **changes) -> str:
-    return jwt.encode(rs_payload(**changes), key, algorithm="RS256", headers={"kid": kid})
-
-
-def hand_token(header: dict, payload: dict, hmac_key: bytes | None) -> str:
-    """A JWT built without pyjwt (which refuses to sign `none` or with a PEM as HMAC secret)."""
-
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
-    signature = b""
-    if hmac_key is not None:
-        signature = hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(signature)}"
 
 
 def bearer(token: str) -> str:

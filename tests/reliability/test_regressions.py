@@ -3,12 +3,8 @@ hostile input found. Each names what the service used to answer."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from encounters_service.api.common import MAX_QUERY_BYTES
-from encounters_service.models import MAX_LIST_ITEMS
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body, new_uuid, snapshot
 from tests.api.test_errors import app_client, assert_error  # noqa: F401 (a fixture)
 from tests.helpers import auth
@@ -68,16 +64,3 @@ def test_a_database_limit_is_400_without_naming_internals(app_client):  # noqa: 
     response = app_client.get("/test/raise/54000", headers=auth())
     assert_error(response, 400, "too large to store")
     assert "raised" not in response.text
-
-
-def test_location_history_is_a_list_of_at_most_10000_entries(client, db):
-    visit = {"location_uuid": new_uuid()}
-    body = create_body(location_history=[visit] * (MAX_LIST_ITEMS + 1))
-    assert_error(client.post(ENCOUNTERS, content=json.dumps(body), headers=auth()), 400, str(MAX_LIST_ITEMS))
-    assert snapshot(db)["encounter"] == []
-
-
-@pytest.mark.parametrize("path", ["/running", f"/dhos/v1/encounter/{new_uuid()}", ENCOUNTERS])
-def test_a_query_string_over_the_limit_is_414(client, path):
-    long_query = {"epr_encounter_id": "x" * MAX_QUERY_BYTES}
-    assert_error(client.get(path, params=long_query, headers=auth()), 414, f"longer than {MAX_QUERY_BYTES} bytes")
