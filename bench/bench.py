@@ -100,6 +100,7 @@ class Result:
     p90_ms: float = 0.0
     p99_ms: float = 0.0
     requests_per_s: float = 0.0
+    failures: int = 0  # socket errors and non-2xx answers in the wrk runs
     read: bool = True
     notes: list[str] = field(default_factory=list)
 
@@ -423,6 +424,7 @@ def bench_dataset(server: str, dataset: Dataset, options: Options, workdir: Path
             result.p50_ms, result.p90_ms, result.p99_ms = (latency[p] / 1000 for p in ("p50", "p90", "p99"))
             loaded = wrk(base, script, options.connections, options.seconds)
             result.requests_per_s = loaded["requests"] / loaded["seconds"]
+            result.failures = sum(run["errors"] + run["bad_status"] for run in (latency, loaded))
             if route.name.startswith("locations") and not dataset.mixed:
                 extras["peak_memory_mb"] = peak_memory_mb(process.pid, lambda: wrk(base, script, 8, options.seconds))
             results.append(result)
@@ -437,14 +439,14 @@ def bench_dataset(server: str, dataset: Dataset, options: Options, workdir: Path
 def table(results: list[Result]) -> str:
     census = {r.route: r for r in results if r.dataset == "census"}
     lines = [
-        "| dataset | route | items | KB | req/s | p50 ms | p90 ms | p99 ms | SQL floor ms | p50/floor | p50 scale/census |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| dataset | route | items | KB | req/s | p50 ms | p90 ms | p99 ms | SQL floor ms | p50/floor | p50 scale/census | failed |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
         growth = f"{r.p50_ms / census[r.route].p50_ms:.2f}" if r.dataset != "census" and r.route in census else ""
         lines.append(
             f"| {r.dataset} | {r.route} | {r.items:,} | {r.kilobytes:,.0f} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} "
-            f"| {r.p90_ms:.2f} | {r.p99_ms:.2f} | {r.floor_ms:.2f} | {r.ratio:.2f} | {growth} |"
+            f"| {r.p90_ms:.2f} | {r.p99_ms:.2f} | {r.floor_ms:.2f} | {r.ratio:.2f} | {growth} | {r.failures} |"
         )
     return "\n".join(lines)
 
