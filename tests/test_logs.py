@@ -8,7 +8,11 @@ import logging
 
 import pytest
 
+from encounters_service.auth import WRITE_SCOPE
 from encounters_service.logs import configure_logging
+from tests.api.test_encounter_writes import ENCOUNTERS, create_body, new_uuid
+from tests.api.test_errors import app_client  # noqa: F401 (a fixture)
+from tests.conftest import drop_database
 from tests.helpers import TEST_SETTINGS, auth
 
 
@@ -50,3 +54,48 @@ def test_tokens_and_key_never_reach_the_logs_even_at_debug(client, log_lines):
     text = "\n".join(lines)
     assert headers["Authorization"].split()[1] not in text
     assert TEST_SETTINGS.hs_key not in text
+
+
+@pytest.mark.parametrize("log_format", ["json", "plain"])
+def test_no_secret_reaches_the_logs_on_error_paths_and_writes(  # noqa: F811 (app_client is the fixture)
+    app_client, pg_server, fresh_database, log_lines, log_format
+):
+    """Every kind of answer — writes, 400, 401, 403, 404, 409, 413, 422, 500, 503 — at DEBUG, with the
+    database driver's own logger at DEBUG too (it keeps itself at WARNING otherwise)."""
+    headers = auth()
+    secret = headers["Authorization"].split()[1]
+    forged = f"Bearer {secret[:-8]}AAAAAAAA"  # a bad signature on a real token
+    encounter_id = "/dhos/v1/encounter/{}"
+
+    def every_kind_of_answer() -> list[int]:
+        created = app_client.post(ENCOUNTERS, json=create_body(epr_encounter_id="LOG-1"), headers=headers)
+        url = encounter_id.format(created.json()["uuid"])
+        answers = [
+            created,
+            app_client.patch(url, json={"location_uuid": new_uuid()}, headers=headers),
+            app_client.patch(url, json={"spo2_scale": "two"}, headers=headers),
+            app_client.get(url, headers={"Authorization": forged}),
+            app_client.get(url, headers={"Authorization": secret}),  # the token without "Bearer"
+            app_client.get(url, headers=auth(WRITE_SCOPE)),
+            app_client.get(encounter_id.format(new_uuid()), headers=headers),
+            app_client.post(ENCOUNTERS, json=create_body(epr_encounter_id="LOG-1"), headers=headers),
+            app_client.post(ENCOUNTERS, content=b"x" * (1024 * 1024 + 1), headers=headers),
+            app_client.post(ENCOUNTERS, json=create_body(child_of_encounter_uuid=new_uuid()), headers=headers),
+            app_client.get("/test/crash", headers=headers),
+        ]
+        drop_database(pg_server, fresh_database.rsplit("/", 1)[1])
+        answers.append(app_client.get(url, headers=headers))
+        return [answer.status_code for answer in answers]
+
+    psycopg_logger = logging.getLogger("psycopg")
+    level = psycopg_logger.level
+    psycopg_logger.setLevel(logging.DEBUG)
+    try:
+        statuses = []
+        text = "\n".join(log_lines("DEBUG", log_format, lambda: statuses.extend(every_kind_of_answer())))
+    finally:
+        psycopg_logger.setLevel(level)
+    assert statuses == [200, 200, 400, 401, 401, 403, 404, 409, 413, 422, 500, 503]
+    assert "unexpected error" in text and "does not exist" in text  # the 500 and the vanished database logged
+    for leaked in (secret, secret.split(".")[2], forged.split()[1], TEST_SETTINGS.hs_key):
+        assert leaked not in text
