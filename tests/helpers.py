@@ -160,6 +160,7 @@ class Service:
     process: subprocess.Popen
     base_url: str
     log: Path
+    terminated: bool = False
 
     @classmethod
     def start(cls, env: Mapping[str, str], *args: str, port: int | None = None) -> Service:
@@ -187,10 +188,15 @@ class Service:
     def output(self) -> str:
         return self.log.read_text()
 
-    def stop(self, seconds: float = 30) -> str:
-        """SIGTERM, wait for exit 0; the whole output."""
-        if self.process.poll() is None:
+    def terminate(self) -> None:
+        """SIGTERM, once (a second one would cut the graceful shutdown short)."""
+        if not self.terminated:
             self.process.send_signal(signal.SIGTERM)
+            self.terminated = True
+
+    def stop(self, seconds: float = 30) -> str:
+        """SIGTERM (unless sent already), wait for exit 0; the whole output."""
+        self.terminate()
         self.process.wait(timeout=seconds)
         output = self.output()
         self.log.unlink(missing_ok=True)

@@ -1,5 +1,6 @@
-"""SIGTERM while requests are in flight: `encounters-service serve` (as production runs it) stops
-taking new requests, finishes the ones it has, closes its database pool and exits 0."""
+"""SIGTERM under load: `encounters-service serve` (as production runs it) stops taking new requests,
+finishes the ones it has (some of them held in PostgreSQL by a row lock until after the signal),
+closes its database pool cleanly and exits 0."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from encounters_service.db import APPLICATION_NAME
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body, encounter_url, new_uuid
 from tests.helpers import SERVICE_ENV, Service, auth
 
-IN_FLIGHT = 8
+IN_FLIGHT = 8  # blocked in PostgreSQL when SIGTERM comes
+LOADERS = 8  # sending one request after another, on keep-alive connections
 
 
 def service_sessions(db: psycopg.Connection, **where: str) -> list[tuple]:
@@ -55,22 +57,49 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0(fresh_
                 timeout=30,
             )
 
-        with ThreadPoolExecutor(IN_FLIGHT) as pool:
+        with ThreadPoolExecutor(IN_FLIGHT + LOADERS) as pool:
             moves = [pool.submit(move) for _ in range(IN_FLIGHT)]
             wait_for(lambda: len(service_sessions(db, wait_event_type="Lock")) == IN_FLIGHT, 10, "requests in flight")
+            loads = [pool.submit(keep_creating, service.base_url) for _ in range(LOADERS)]
+            time.sleep(0.5)
 
-            service.process.terminate()
+            service.terminate()
+            terminated_at = time.monotonic()
             refused_after = wait_for(lambda: refuses_connections(service.base_url), 5, "new connections refused")
             assert not any(move.done() for move in moves)
             blocker.rollback()
             answers = [move.result() for move in moves]
+            created = [outcome for load in loads for outcome in load.result()]
 
     assert [answer.status_code for answer in answers] == [200] * IN_FLIGHT, [a.text for a in answers]
+    refused_at = terminated_at + refused_after
+    assert {status for _, status, _ in created} <= {200, None}  # None: never read, so never done
+    assert not [key for key, status, started in created if status == 200 and started > refused_at]
+    stored = {key for (key,) in db.execute("SELECT epr_encounter_id FROM encounters.encounter")}
+    assert {key for key, status, _ in created if status == 200} <= stored
     output = service.stop()
     assert service_sessions(db) == []  # every connection of the pool closed, cleanly:
     assert "unexpected EOF" not in server_log.read_text()[log_start:]
     assert "Traceback" not in output and " ERROR " not in output, output
-    print(f"\nnew connections refused {refused_after:.2f} s after SIGTERM")
+    print(
+        f"\nshutdown: {IN_FLIGHT} requests in flight finished 200, {len(created)} creates from {LOADERS} clients"
+        f" around it, new connections refused {refused_after:.2f} s after SIGTERM"
+    )
+
+
+def keep_creating(base_url: str) -> list[tuple[str, int | None, float]]:
+    """Creates until the service refuses the connection: (epr id, status or None, when sent)."""
+    outcomes = []
+    with httpx.Client(base_url=base_url, headers=auth(), timeout=30) as http:
+        while True:
+            key, started = new_uuid(), time.monotonic()
+            try:
+                status = http.post(ENCOUNTERS, json=create_body(epr_encounter_id=key)).status_code
+            except httpx.ConnectError:
+                return outcomes
+            except httpx.RemoteProtocolError:  # an idle keep-alive connection closed before the request was read
+                status = None
+            outcomes.append((key, status, started))
 
 
 def refuses_connections(base_url: str) -> bool:
