@@ -11,8 +11,8 @@ bench/seed_encounters.sql, VACUUM ANALYZE; start `encounters-service serve` as i
     connection (prepared, like the service's), median of repeated runs;
   - latency: wrk with one keep-alive connection (p50/p90/p99, comparable to the floor);
   - throughput: wrk with --connections keep-alive connections (requests/s).
-Then: the service's peak RSS during the census call with 8 clients, the scale plans (no
-sequential scan), the table, and the issue's targets, each met or not. Needs `wrk` on PATH.
+Then: the service's peak memory (PSS and RSS) during the census call with 8 clients, the scale
+plans (no sequential scan), the table, and the issue's targets, each met or not. Needs `wrk`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -102,7 +102,6 @@ class Result:
     requests_per_s: float = 0.0
     failures: int = 0  # socket errors and non-2xx answers in the wrk runs
     read: bool = True
-    notes: list[str] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -121,7 +120,8 @@ def routes(dataset: Dataset, modified_since: str) -> list[Route]:
     any_patients = [md5_uuid("patient", k) for k in range(1, dataset.patients, dataset.patients // 1_000)]
     # The first 1,000 rows are discharged, never deleted (i % 53 != 0 skipped), some with histories.
     encounters = [md5_uuid("encounter", i) for i in range(1, 1_100) if i % 53][:1_000]
-    open_encounters = [md5_uuid("encounter", dataset.encounters - dataset.patients + k) for k in range(1_000)]
+    last_stays = [k + (dataset.encounters - 1 - k) // dataset.patients * dataset.patients for k in range(1_000)]
+    open_encounters = [md5_uuid("encounter", i) for i in last_stays]  # of patients 0..999: open
     moves = locations[:2]  # wards of the census, so that the census keeps its size
 
     def post(path: str, ids: list[str], query: str, **params: object) -> Call:
