@@ -60,8 +60,9 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0(fresh_
         with ThreadPoolExecutor(IN_FLIGHT + LOADERS) as pool:
             moves = [pool.submit(move) for _ in range(IN_FLIGHT)]
             wait_for(lambda: len(service_sessions(db, wait_event_type="Lock")) == IN_FLIGHT, 10, "requests in flight")
-            loads = [pool.submit(keep_creating, service.base_url) for _ in range(LOADERS)]
-            time.sleep(0.5)
+            created: list[tuple[str, int | None, float]] = []
+            loads = [pool.submit(keep_creating, service.base_url, created) for _ in range(LOADERS)]
+            wait_for(lambda: len(created) >= 4 * LOADERS, 10, "load running")
 
             service.terminate()
             terminated_at = time.monotonic()
@@ -69,7 +70,8 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0(fresh_
             assert not any(move.done() for move in moves)
             blocker.rollback()
             answers = [move.result() for move in moves]
-            created = [outcome for load in loads for outcome in load.result()]
+            for load in loads:
+                load.result()
 
     assert [answer.status_code for answer in answers] == [200] * IN_FLIGHT, [a.text for a in answers]
     refused_at = terminated_at + refused_after
@@ -87,16 +89,15 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0(fresh_
     )
 
 
-def keep_creating(base_url: str) -> list[tuple[str, int | None, float]]:
-    """Creates until the service refuses the connection: (epr id, status or None, when sent)."""
-    outcomes = []
+def keep_creating(base_url: str, outcomes: list[tuple[str, int | None, float]]) -> None:
+    """Creates until the service refuses the connection; outcomes: (epr id, status or None, when sent)."""
     with httpx.Client(base_url=base_url, headers=auth(), timeout=30) as http:
         while True:
             key, started = new_uuid(), time.monotonic()
             try:
                 status = http.post(ENCOUNTERS, json=create_body(epr_encounter_id=key)).status_code
             except httpx.ConnectError:
-                return outcomes
+                return
             except httpx.RemoteProtocolError:  # an idle keep-alive connection closed before the request was read
                 status = None
             outcomes.append((key, status, started))
