@@ -22,7 +22,8 @@ MAX_QUERY_BYTES = 4096  # the longest query string a caller sends is a few hundr
 def guard(scope: str, claim: str | None = None) -> Callable:
     """A Litestar guard: the caller needs `scope` (and `claim`); the caller is kept on the request."""
 
-    def check(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    # async although it never awaits: Litestar runs a synchronous guard in a thread pool.
+    async def check(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         caller = caller_from_request(connection)
         require(caller, scope, claim=claim)
         connection.state.caller = caller
