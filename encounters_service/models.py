@@ -1,8 +1,8 @@
 """Request bodies: msgspec Structs, decoded strictly, and their re-encoding for SQL functions;
 and the shapes of the responses, for the OpenAPI document (api/openapi.py).
 
-Litestar converts `data:` bodies leniently ("1" becomes 1, "true" becomes True), so write handlers
-take the raw body and decode it here with msgspec's strict JSON decoder. Optional fields default
+Litestar converts `data:` bodies leniently ("1" becomes 1, "true" becomes True), so every handler
+that takes a body takes it raw and decodes it here with msgspec's strict JSON decoder. Optional fields default
 to UNSET, which msgspec leaves out when encoding: the SQL functions then see "absent" and
 "null" as different things (a PATCH changes only the fields it names).
 """

@@ -78,8 +78,8 @@ async def check_request_shape(request: Request) -> None:
         unknown = sorted(set(request.query_params) - _query_names(handler))
         if unknown:
             raise ValidationException(f"unknown query parameter(s): {', '.join(unknown)}")
-    for name, value in request.query_params.multi_items():
-        if "\x00" in value:
-            raise ValidationException(f"query parameter '{name}' must not contain NUL characters")
+        for name, value in request.query_params.multi_items():
+            if "\x00" in value:
+                raise ValidationException(f"query parameter '{name}' must not contain NUL characters")
     if request.method == "GET" and await request.body():
         raise ValidationException("a GET request takes no body")
