@@ -39,6 +39,7 @@ UNIQUE_INDEX_MESSAGES = {
     "encounter_one_open_local_key": "the patient already has an open local encounter",
 }
 UNAVAILABLE = "the database is unavailable, try again shortly"
+TIMED_OUT = "the request took longer than the database allows (statement timeout); try again or ask for less"
 TOO_LARGE = "a value in the request is too large to store"
 
 
@@ -79,6 +80,9 @@ def handle_database_error(request: Request, exc: psycopg.Error) -> Response:
         status = 503
     if status is None:
         return handle_unexpected(request, exc)
+    if state == "57014":
+        log.warning("statement timeout")
+        return error_response(503, TIMED_OUT, {"Retry-After": "1"})
     if status == 503:
         log.warning("database unavailable: %s", type(exc).__name__)
         return error_response(503, UNAVAILABLE, {"Retry-After": "1"})

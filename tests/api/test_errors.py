@@ -89,7 +89,7 @@ def test_sqlstates_from_functions_map_to_statuses_with_the_database_message(app_
 
 
 def test_statement_timeout_is_503(app_client):
-    assert_error(app_client.get("/test/raise/57014", headers=auth()), 503, "database is unavailable")
+    assert_error(app_client.get("/test/raise/57014", headers=auth()), 503, "statement timeout")
 
 
 def test_missing_token_is_401_with_www_authenticate(app_client):
