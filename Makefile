@@ -26,7 +26,7 @@ status: $(BIN)/.installed  ## applied/pending migrations and deployed function c
 token: $(BIN)/.installed  ## a read+write token for local use
 	$(BIN)/encounters-service token
 
-bench: $(BIN)/.installed  ## service vs SQL floor at 5k and 1M encounters (docs/performance.md); QUICK=1 for a 2-minute run
+bench: $(BIN)/.installed  ## service vs SQL floor at 5k and 1M encounters (README "Performance"); QUICK=1 for a 2-minute run
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq wrk; } \
 		|| { echo "make bench needs wrk: apt-get install -y wrk (Debian/Ubuntu), brew install wrk (macOS)"; exit 1; }
 	$(BIN)/python bench/bench.py $(if $(QUICK),--quick) $(BENCH_ARGS)

@@ -17,7 +17,7 @@ from encounters_service.logs import configure_logging
 from encounters_service.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("encounters_service")
-DEFAULT_WORKERS = 2  # measured: docs/performance.md
+DEFAULT_WORKERS = 2  # measured: see the README's Performance section
 
 
 def _database(settings: Settings, stack: ExitStack) -> str:
@@ -132,7 +132,7 @@ def parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=int(os.environ.get("WEB_CONCURRENCY") or DEFAULT_WORKERS),
-        help=f"server worker processes (env WEB_CONCURRENCY, default {DEFAULT_WORKERS}; docs/performance.md)",
+        help=f"server worker processes (env WEB_CONCURRENCY, default {DEFAULT_WORKERS}; see the README's Performance section)",
     )
     serve.set_defaults(run=cmd_serve)
 

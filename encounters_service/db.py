@@ -31,7 +31,7 @@ async def _configure(conn: AsyncConnection) -> None:
 
 def session_options(settings: Settings) -> str:
     """Settings of the service's database sessions: per-statement limit, name, no JIT (the
-    compilation costs more than it saves on these short queries: docs/performance.md)."""
+    compilation costs more than it saves on these short queries: see the README's Performance section)."""
     return f"-c statement_timeout={settings.statement_timeout_ms} -c application_name={APPLICATION_NAME} -c jit=off"
 
 
