@@ -166,6 +166,15 @@ async def latest_encounter(
     return json_response(document)
 
 
+async def _for_listed_ids(
+    request: Request, query: str, ids: str, body: bytes, open_as_of: str | None, when_absent: str, **flags: bool
+) -> Response:
+    """Run `query` on the body's list of uuids (passed as the parameter `ids`), open as of a time."""
+    listed = decode(UuidList, body)
+    open_at = _open_as_of(open_as_of, when_absent)
+    return json_response(await database(request).value(query, **{ids: listed}, open_as_of=open_at, **flags))
+
+
 @post(
     "/dhos/v2/encounter/latest",
     guards=READ,
@@ -177,13 +186,8 @@ async def latest_encounter(
 async def latest_encounters(
     request: Request, body: RawBody, open_as_of: OpenAsOf = None, compact: FromQuery[bool] = False
 ) -> Response:
-    return json_response(
-        await database(request).value(
-            "encounters.latest_per_patient",
-            patient_ids=decode(UuidList, body),
-            open_as_of=_open_as_of(open_as_of, OPEN_OR_DISCHARGED),
-            compact=compact,
-        )
+    return await _for_listed_ids(
+        request, "encounters.latest_per_patient", "patient_ids", body, open_as_of, OPEN_OR_DISCHARGED, compact=compact
     )
 
 
@@ -198,13 +202,8 @@ async def latest_encounters(
 async def open_encounters_at_locations(
     request: Request, body: RawBody, open_as_of: OpenAsOf = None, compact: FromQuery[bool] = False
 ) -> Response:
-    return json_response(
-        await database(request).value(
-            "encounters.open_at_locations",
-            location_ids=decode(UuidList, body),
-            open_as_of=_open_as_of(open_as_of, OPEN_NOW),
-            compact=compact,
-        )
+    return await _for_listed_ids(
+        request, "encounters.open_at_locations", "location_ids", body, open_as_of, OPEN_NOW, compact=compact
     )
 
 
@@ -219,13 +218,8 @@ async def open_encounters_at_locations(
 async def open_encounters_for_patients(
     request: Request, body: RawBody, open_as_of: OpenAsOf = None, compact: FromQuery[bool] = False
 ) -> Response:
-    return json_response(
-        await database(request).value(
-            "encounters.open_for_patients",
-            patient_ids=decode(UuidList, body),
-            open_as_of=_open_as_of(open_as_of, OPEN_NOW),
-            compact=compact,
-        )
+    return await _for_listed_ids(
+        request, "encounters.open_for_patients", "patient_ids", body, open_as_of, OPEN_NOW, compact=compact
     )
 
 
@@ -238,12 +232,8 @@ async def open_encounters_for_patients(
     operation_class=documented(dict[UUID, Annotated[int, msgspec.Meta(ge=1)]], body=UuidList),
 )
 async def patient_count_per_location(request: Request, body: RawBody, open_as_of: OpenAsOf = None) -> Response:
-    return json_response(
-        await database(request).value(
-            "encounters.patient_count_per_location",
-            location_ids=decode(UuidList, body),
-            open_as_of=_open_as_of(open_as_of, OPEN_NOW),
-        )
+    return await _for_listed_ids(
+        request, "encounters.patient_count_per_location", "location_ids", body, open_as_of, OPEN_NOW
     )
 
 
