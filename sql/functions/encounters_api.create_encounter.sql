@@ -14,7 +14,8 @@
 --              local top-level encounter. Checked first for a precise message; the unique
 --              indexes refuse the loser of a concurrent race, reported with the same message.
 -- spo2_scale absent or null means 1.
--- requires: encounters_api.emit, encounters_api.encounter_json, encounters_api.duplicate_message
+-- requires: encounters_api.emit, encounters_api.encounter_json, encounters_api.duplicate_message,
+-- requires: encounters_api.raise_duplicate
 CREATE OR REPLACE FUNCTION encounters_api.create_encounter(
     body jsonb,
     caller text,
@@ -74,11 +75,7 @@ BEGIN
         RETURNING * INTO e;
     EXCEPTION WHEN unique_violation THEN
         GET STACKED DIAGNOSTICS rule = CONSTRAINT_NAME;
-        RAISE EXCEPTION USING ERRCODE = 'EN409',
-            MESSAGE = coalesce(
-                encounters_api.duplicate_message(rule, e),
-                'a duplicate encounter was created at the same time'
-            );
+        PERFORM encounters_api.raise_duplicate(rule, e);
     END;
 
     INSERT INTO encounters.location_history (encounter_uuid, location_uuid, arrived_at, departed_at, created_by)

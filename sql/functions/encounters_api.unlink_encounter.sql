@@ -6,7 +6,7 @@
 -- Returns the full form.
 --   404 EN404  no such encounter.
 --   409 EN409  the encounter would become a second open local top-level encounter of its patient.
--- requires: encounters_api.emit, encounters_api.encounter_json, encounters_api.duplicate_message
+-- requires: encounters_api.emit, encounters_api.encounter_json, encounters_api.raise_duplicate
 CREATE OR REPLACE FUNCTION encounters_api.unlink_encounter(encounter_id uuid, body jsonb, caller text)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -29,11 +29,7 @@ BEGIN
             RETURNING * INTO e;
         EXCEPTION WHEN unique_violation THEN
             GET STACKED DIAGNOSTICS rule = CONSTRAINT_NAME;
-            RAISE EXCEPTION USING ERRCODE = 'EN409',
-                MESSAGE = coalesce(
-                    encounters_api.duplicate_message(rule, e),
-                    'a duplicate encounter was written at the same time'
-                );
+            PERFORM encounters_api.raise_duplicate(rule, e);
         END;
         PERFORM encounters_api.emit('dhos.DM000007', jsonb_build_object('encounter_id', e.uuid), e.uuid);
     END IF;

@@ -30,7 +30,7 @@
 -- Re-parenting takes a transaction-level advisory lock, so two concurrent re-parentings cannot
 -- together form a cycle that neither saw.
 -- requires: encounters_api.emit, encounters_api.encounter_json, encounters_api.updatable_values,
--- requires: encounters_api.duplicate_message, encounters_api.descendant_uuids, encounters_api.iso_utc
+-- requires: encounters_api.raise_duplicate, encounters_api.descendant_uuids, encounters_api.iso_utc
 CREATE OR REPLACE FUNCTION encounters_api.update_encounter(
     encounter_id uuid,
     body jsonb,
@@ -158,11 +158,7 @@ BEGIN
         RETURNING * INTO updated;
     EXCEPTION WHEN unique_violation THEN
         GET STACKED DIAGNOSTICS rule = CONSTRAINT_NAME;
-        RAISE EXCEPTION USING ERRCODE = 'EN409',
-            MESSAGE = coalesce(
-                encounters_api.duplicate_message(rule, updated),
-                'a duplicate encounter was written at the same time'
-            );
+        PERFORM encounters_api.raise_duplicate(rule, updated);
     END;
 
     SELECT
