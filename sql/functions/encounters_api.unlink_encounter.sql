@@ -7,6 +7,7 @@
 --   404 EN404  no such encounter.
 --   409 EN409  the encounter would become a second open local top-level encounter of its patient.
 -- requires: encounters_api.emit, encounters_api.encounter_json, encounters_api.raise_duplicate
+-- requires: encounters_api.lock_encounter
 CREATE OR REPLACE FUNCTION encounters_api.unlink_encounter(encounter_id uuid, body jsonb, caller text)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -17,10 +18,7 @@ DECLARE
     e encounters.encounter;
     rule text;
 BEGIN
-    SELECT * INTO e FROM encounters.encounter WHERE uuid = encounter_id FOR NO KEY UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'EN404', MESSAGE = format('encounter %s not found', encounter_id);
-    END IF;
+    e := encounters_api.lock_encounter(encounter_id);
     IF e.child_of_encounter_uuid = (body ->> 'child_of_encounter_uuid')::uuid THEN
         BEGIN
             UPDATE encounters.encounter

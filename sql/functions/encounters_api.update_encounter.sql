@@ -31,6 +31,7 @@
 -- together form a cycle that neither saw.
 -- requires: encounters_api.emit, encounters_api.encounter_json, encounters_api.updatable_values,
 -- requires: encounters_api.raise_duplicate, encounters_api.descendant_uuids, encounters_api.iso_utc
+-- requires: encounters_api.lock_encounter
 CREATE OR REPLACE FUNCTION encounters_api.update_encounter(
     encounter_id uuid,
     body jsonb,
@@ -53,10 +54,7 @@ DECLARE
     modifications jsonb;
     rule text;
 BEGIN
-    SELECT * INTO previous FROM encounters.encounter WHERE uuid = encounter_id FOR NO KEY UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'EN404', MESSAGE = format('encounter %s not found', encounter_id);
-    END IF;
+    previous := encounters_api.lock_encounter(encounter_id);
     changed_at := clock_timestamp();
 
     -- Only the updatable fields of the body apply; updatable_values names them.
