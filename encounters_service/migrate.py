@@ -2,6 +2,8 @@
 
 yoyo only runs post-apply steps when a migration is pending, so function files are applied here,
 on every upgrade, and each file's checksum is kept in encounters.deployed_function for DBAs.
+In the same transaction, the stored encounter documents (encounter.document) are rendered where
+missing, and all of them again when a file that renders them changed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from encounters_service.settings import MIGRATIONS_DIR, SQL_DIR
 from encounters_service.sqlfiles import load_queries
 
 FUNCTIONS_DIR = SQL_DIR / "functions"
+DOCUMENT_RENDERER = "encounters_api.encounter_json"  # what the trigger encounter_document calls
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ def rollback(conninfo: str, *, steps: int | None = 1) -> list[str]:
         applied = backend.to_rollback(migrations)
         chosen = applied if steps is None else applied[:steps]
         backend.rollback_migrations(chosen)
+        still_applied = len(applied) > len(chosen)
+    if still_applied:  # a rollback may drop functions that depend on what it removes
+        apply_functions(conninfo, render=False)  # the older schema may keep no documents
     return [m.id for m in chosen]
 
 
@@ -93,36 +99,58 @@ def status(conninfo: str) -> MigrationStatus:
 _REQUIRES = re.compile(r"^-- requires:(.*)$", re.MULTILINE)
 
 
+def _requirements(directory: Path) -> dict[str, list[str]]:
+    """Each function file's stem and the stems its `-- requires:` header names."""
+    return {
+        path.stem: [name.strip() for line in _REQUIRES.findall(path.read_text()) for name in line.split(",") if name.strip()]
+        for path in sorted(directory.glob("*.sql"))
+    }
+
+
 def function_files(directory: Path = FUNCTIONS_DIR) -> list[Path]:
     """Function files, each after the files its `-- requires:` header names.
 
     Bodies in SQL-standard form (BEGIN ATOMIC) are bound when created, so what they call must
     exist first.
     """
-    paths = {path.stem: path for path in sorted(directory.glob("*.sql"))}
-    ordered: dict[str, Path] = {}
+    requirements = _requirements(directory)
+    ordered: list[str] = []
 
     def visit(name: str, chain: tuple[str, ...]) -> None:
         if name in ordered:
             return
-        if name in chain or name not in paths:
+        if name in chain or name not in requirements:
             raise ValueError(f"sql/functions: cannot order {' -> '.join(chain + (name,))}")
-        for line in _REQUIRES.findall(paths[name].read_text()):
-            for required in filter(None, (part.strip() for part in line.split(","))):
-                visit(required, chain + (name,))
-        ordered[name] = paths[name]
+        for required in requirements[name]:
+            visit(required, chain + (name,))
+        ordered.append(name)
 
-    for name in paths:
+    for name in requirements:
         visit(name, ())
-    return list(ordered.values())
+    return [directory / f"{name}.sql" for name in ordered]
 
 
-def apply_functions(conninfo: str, directory: Path = FUNCTIONS_DIR) -> None:
-    """CREATE OR REPLACE every function file in one transaction and record changed checksums."""
-    record_function = load_queries()["admin.record_function"]
+def _closure(name: str, requirements: dict[str, list[str]]) -> set[str]:
+    """`name` and every file it requires, directly or not."""
+    found = {name}
+    for required in requirements.get(name, []):
+        found |= _closure(required, requirements)
+    return found
+
+
+def apply_functions(conninfo: str, directory: Path = FUNCTIONS_DIR, *, render: bool = True) -> None:
+    """CREATE OR REPLACE every function file in one transaction, record changed checksums, and
+    (with `render`) render the encounter documents that are missing or were rendered by a
+    changed file."""
+    queries = load_queries()
     with psycopg.connect(conninfo) as conn, conn.transaction():
+        changed = set()
         for path in function_files(directory):
             text = path.read_text()
             conn.execute(text.encode())
             checksum = hashlib.sha256(text.encode()).hexdigest()
-            run_sync(conn, record_function, file_name=path.name, sha256=checksum)
+            if run_sync(conn, queries["admin.record_function"], file_name=path.name, sha256=checksum):
+                changed.add(path.stem)
+        if render:
+            renderer_changed = bool(changed & _closure(DOCUMENT_RENDERER, _requirements(directory)))
+            run_sync(conn, queries["admin.render_documents"], every=renderer_changed)

@@ -46,9 +46,11 @@ def test_migrate_upgrade_status_rollback(capsys, monkeypatch, fresh_database):
     status = run_cli(capsys, monkeypatch, env, "migrate", "status")
     assert "applied  0001.initial-schema" in status
     assert "function encounters_api.encounter_json.sql sha256=" in status
+    assert "rolled back: 0002.encounter-document" in run_cli(capsys, monkeypatch, env, "migrate", "rollback")
+    assert "pending  0002.encounter-document" in run_cli(capsys, monkeypatch, env, "migrate", "status")
     assert "rolled back: 0001.initial-schema" in run_cli(capsys, monkeypatch, env, "migrate", "rollback", "--all")
     assert "pending  0001.initial-schema" in run_cli(capsys, monkeypatch, env, "migrate", "status")
-    assert "applied: 0001.initial-schema" in run_cli(capsys, monkeypatch, env, "migrate", "upgrade")
+    assert "applied: 0001.initial-schema, 0002.encounter-document" in run_cli(capsys, monkeypatch, env, "migrate", "upgrade")
 
 
 def test_bad_configuration_exits_with_a_message(capsys, monkeypatch):

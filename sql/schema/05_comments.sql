@@ -42,6 +42,10 @@ COMMENT ON COLUMN encounters.encounter.modified IS 'When the row last changed.';
 
 COMMENT ON COLUMN encounters.encounter.modified_by IS 'Caller id that last changed the row.';
 
+COMMENT ON COLUMN encounters.encounter.document IS
+'Derived: the full JSON form of the encounter (encounters_api.encounter_json), rendered by trigger on every change '
+'of the encounter or its histories. Never written directly; any UPDATE of the row re-renders it.';
+
 COMMENT ON INDEX encounters.encounter_live_epr_id_key IS 'An EPR encounter id is used by at most one non-deleted encounter.';
 
 COMMENT ON INDEX encounters.encounter_one_open_local_key IS 'A patient has at most one open local top-level encounter.';
@@ -105,5 +109,11 @@ COMMENT ON COLUMN encounters.outbox.body IS 'JSON message body.';
 COMMENT ON COLUMN encounters.outbox.published_at IS 'When the broker confirmed the message; null while waiting.';
 
 COMMENT ON FUNCTION encounters.notify_outbox() IS 'Wakes the event relay (LISTEN encounters_outbox) when messages are written.';
+
+COMMENT ON FUNCTION encounters.render_encounter_document() IS
+'Renders encounter.document from the row being written and its histories (trigger encounter_document).';
+
+COMMENT ON FUNCTION encounters.touch_encounter_documents() IS
+'Re-renders the documents of the encounters whose history rows a statement wrote (triggers *_encounter_document).';
 
 COMMENT ON TABLE encounters.deployed_function IS 'Each sql/functions file deployed by `encounters-service migrate`, with its checksum.';

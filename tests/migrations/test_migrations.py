@@ -18,6 +18,7 @@ from encounters_service.settings import SQL_DIR
 from tests.conftest import create_database, drop_database
 
 SCHEMA_FILES = sorted((SQL_DIR / "schema").glob("*.sql"))
+MIGRATION_IDS = sorted(p.name.removesuffix(".sql") for p in migrate.MIGRATIONS_DIR.glob("*.sql") if not p.name.endswith(".rollback.sql"))
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def test_parity_check_reports_drift_readably(template_conninfo, empty_database):
 
 
 def test_upgrade_twice_changes_nothing_the_second_time(empty_database):
-    assert migrate.upgrade(empty_database) == ["0001.initial-schema"]
+    assert migrate.upgrade(empty_database) == MIGRATION_IDS
     before = migrate.status(empty_database)
     assert migrate.upgrade(empty_database) == []
     after = migrate.status(empty_database)
@@ -82,7 +83,7 @@ def test_upgrade_twice_changes_nothing_the_second_time(empty_database):
 def test_rollback_to_zero_then_upgrade_again(empty_database):
     migrate.upgrade(empty_database)
     dump = schema_dump(empty_database)
-    assert migrate.rollback(empty_database, steps=None) == ["0001.initial-schema"]
+    assert migrate.rollback(empty_database, steps=None) == MIGRATION_IDS[::-1]
     assert schema_dump(empty_database) == []
     assert migrate.status(empty_database).applied == []
     migrate.upgrade(empty_database)
@@ -107,6 +108,49 @@ def test_a_changed_function_file_is_reapplied_and_its_checksum_recorded(empty_da
     assert redeployed[changed.name][0] != deployed[changed.name][0]
     unchanged = set(deployed) - {changed.name}
     assert all(redeployed[name] == deployed[name] for name in unchanged)
+
+
+def _stored_documents(conninfo: str) -> list[tuple[str, bool]]:
+    """Each encounter's stored document and whether it is what encounter_json renders now."""
+    with psycopg.connect(conninfo) as conn:
+        return conn.execute(
+            "select e.document::text, e.document::jsonb is not distinct from encounters_api.encounter_json(e) from encounters.encounter e"
+        ).fetchall()
+
+
+def test_stored_documents_are_rendered_where_missing_and_again_when_the_rendering_changes(empty_database, tmp_path):
+    migrate.upgrade(empty_database)
+    with psycopg.connect(empty_database) as conn:
+        _insert(conn, uuid.uuid4())
+        conn.execute("alter table encounters.encounter disable trigger encounter_document")
+        _insert(conn, uuid.uuid4())  # as if written before 0002: no document
+        conn.execute("alter table encounters.encounter enable trigger encounter_document")
+    assert sorted(current for _, current in _stored_documents(empty_database)) == [False, True]
+
+    migrate.upgrade(empty_database)
+    assert [current for _, current in _stored_documents(empty_database)] == [True, True]
+
+    for path in migrate.function_files():
+        (tmp_path / path.name).write_text(path.read_text())
+    renderer = tmp_path / "encounters_api.iso_utc.sql"
+    renderer.write_text(renderer.read_text().replace('.MS"Z"', '"Z"'))
+    migrate.apply_functions(empty_database, tmp_path)
+    documents = _stored_documents(empty_database)
+    assert [current for _, current in documents] == [True, True]
+    assert all('"admitted_at": "2026-01-01T00:00:00Z"' in text for text, _ in documents)
+
+
+def test_rolling_back_the_document_column_keeps_the_service_working(empty_database):
+    migrate.upgrade(empty_database)
+    patient = uuid.uuid4()
+    with psycopg.connect(empty_database) as conn:
+        _insert(conn, patient)
+    assert migrate.rollback(empty_database) == ["0002.encounter-document"]
+    with psycopg.connect(empty_database) as conn:
+        [(latest,)] = conn.execute("select count(*) from encounters_api.latest_encounter(%s, null, 'infinity')", [patient]).fetchall()
+    assert latest == 1  # the functions that the column's CASCADE dropped were re-applied
+    migrate.upgrade(empty_database)
+    assert [current for _, current in _stored_documents(empty_database)] == [True]
 
 
 def test_functions_need_their_requirements_in_order():
