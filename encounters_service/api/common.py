@@ -44,9 +44,9 @@ def database(request: Request) -> Database:
     return request.app.state.db
 
 
-def json_response(document: str | None) -> Response:
+def json_response(document: bytes | None) -> Response:
     """A JSON document built by PostgreSQL, passed through untouched."""
-    return Response(content=(document or "null").encode(), media_type="application/json")
+    return Response(content=document or b"null", media_type="application/json")
 
 
 def _query_names(handler: BaseRouteHandler) -> frozenset[str]:
