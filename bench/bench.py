@@ -125,7 +125,9 @@ def routes(dataset: Dataset, modified_since: str) -> list[Route]:
     moves = locations[:2]  # wards of the census, so that the census keeps its size
 
     def post(path: str, ids: list[str], query: str, **params: object) -> Call:
-        return Call("POST", path, json.dumps(ids), query, params)
+        # Lists go to the query file as array literals, as psql -v passes them and as the service does.
+        as_sent = {name: "{" + ",".join(value) + "}" if isinstance(value, list) else value for name, value in params.items()}
+        return Call("POST", path, json.dumps(ids), query, as_sent)
 
     def get(path: str, query: str, **params: object) -> Call:
         return Call("GET", path, None, query, params)
