@@ -22,6 +22,12 @@ READ_SCOPE = "read:send_encounter"
 WRITE_SCOPE = "write:send_encounter"
 ID_CLAIMS = ("patient_id", "device_id", "clinician_id", "system_id")
 LEEWAY_SECONDS = 5
+# Verified tokens are remembered (a platform service sends the same token with every request, and
+# verifying it was a quarter of the service's CPU per request): up to VERIFIED_TOKENS of them, each
+# until it expires or for VERIFIED_FOR_SECONDS at most, so that a key removed from the JWKS
+# document stops being accepted within that time. Refused tokens are not remembered.
+VERIFIED_TOKENS = 1024
+VERIFIED_FOR_SECONDS = 60
 _CLAIM_MESSAGES = {"system_id": "this route is only for system callers (claim 'system_id')"}
 
 # First match wins, so subclasses come before their bases.
@@ -100,14 +106,27 @@ class Authenticator:
         if jwks_client is None and settings.jwks_url:
             jwks_client = jwt.PyJWKClient(settings.jwks_url, cache_keys=True)
         self._jwks = jwks_client
+        self._verified: dict[str, tuple[Caller, float]] = {}  # token → (caller, remembered until)
 
     def authenticate(self, authorization: str | None) -> Caller:
         token = _bearer_token(authorization)
+        now = time.time()
+        caller, until = self._verified.get(token, (None, 0.0))
+        if caller is not None and now < until:
+            return caller
         try:
             payload, metadata_claim = self._decode(token)
         except jwt.PyJWTError as error:
             raise AuthError.unauthorized(_reason(error)) from None
-        return _caller(payload, metadata_claim)
+        caller = _caller(payload, metadata_claim)
+        self._remember(token, caller, min(now + VERIFIED_FOR_SECONDS, payload["exp"] + LEEWAY_SECONDS))
+        return caller
+
+    def _remember(self, token: str, caller: Caller, until: float) -> None:
+        self._verified.pop(token, None)
+        if len(self._verified) >= VERIFIED_TOKENS:
+            del self._verified[next(iter(self._verified))]  # the longest remembered
+        self._verified[token] = (caller, until)
 
     def _decode(self, token: str) -> tuple[dict[str, Any], str]:
         s = self.settings

@@ -7,8 +7,11 @@ from types import SimpleNamespace
 import jwt
 import pytest
 
+from encounters_service import auth
 from encounters_service.auth import (
+    LEEWAY_SECONDS,
     READ_SCOPE,
+    VERIFIED_FOR_SECONDS,
     WRITE_SCOPE,
     AuthError,
     Authenticator,
@@ -210,3 +213,47 @@ def test_caller_from_request_uses_app_authenticator():
         app=SimpleNamespace(state=SimpleNamespace(authenticator=HS)),
     )
     assert caller_from_request(request).id == "clin-1"
+
+
+def counting_verifications(authenticator: Authenticator, monkeypatch) -> list[str]:
+    verifications: list[str] = []
+    verify = authenticator._decode
+    monkeypatch.setattr(authenticator, "_decode", lambda token: verifications.append(token) or verify(token))
+    return verifications
+
+
+def later(monkeypatch, seconds: float) -> None:
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + seconds)
+
+
+@pytest.mark.parametrize(("expires_in", "remembered_for"), [(30, 30 + LEEWAY_SECONDS), (3600, VERIFIED_FOR_SECONDS)])
+def test_a_token_is_verified_once_then_again_when_it_expires_or_after_a_minute(monkeypatch, expires_in, remembered_for):
+    authenticator = Authenticator(SETTINGS)
+    verifications = counting_verifications(authenticator, monkeypatch)
+    token = mint_token(SETTINGS, scopes=[READ_SCOPE], claims={"clinician_id": "clin-1"}, expires_in=expires_in)
+    for _ in range(3):
+        assert authenticator.authenticate(bearer(token)).id == "clin-1"
+    later(monkeypatch, remembered_for - 1)
+    authenticator.authenticate(bearer(token))
+    assert len(verifications) == 1
+    later(monkeypatch, 2)  # past the expiry (where PyJWT refuses it: test_unusable_token_is_401) or the minute
+    authenticator.authenticate(bearer(token))  # PyJWT reads the real clock: still valid to it
+    assert len(verifications) == 2
+
+
+def test_a_refused_token_is_not_remembered():
+    authenticator = Authenticator(SETTINGS)
+    forged = hs_token(key="k" * 64)
+    for _ in range(2):
+        expect_401(authenticator, bearer(forged), "signature")
+    assert authenticator._verified == {}
+
+
+def test_remembered_tokens_are_bounded(monkeypatch):
+    monkeypatch.setattr(auth, "VERIFIED_TOKENS", 3)
+    authenticator = Authenticator(SETTINGS)
+    tokens = [mint_token(SETTINGS, scopes=[READ_SCOPE], claims={"clinician_id": f"c{n}"}) for n in range(5)]
+    for token in tokens:
+        authenticator.authenticate(bearer(token))
+    assert list(authenticator._verified) == tokens[2:]
