@@ -34,6 +34,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,8 @@ from encounters_service.sqlfiles import load_queries, parse_query
 
 BENCH_DIR = Path(__file__).resolve().parent
 SEED = BENCH_DIR / "seed_encounters.sql"
+RENDER = BENCH_DIR / "render_documents.sql"
+SEEDED_TABLES = ("encounter", "location_history", "score_system_history")
 HS_KEY = "bench-" + "k" * 64  # long enough for HS512
 QUERIES = load_queries()
 SERVE = "{python} -m encounters_service serve"  # production defaults; PORT and DATABASE_URL from the environment
@@ -195,14 +198,36 @@ def scratch_database(server: str, dataset: Dataset, reuse: bool) -> str:
     if exists and reuse:
         return conninfo
     started = time.perf_counter()
-    with connect_sync(conninfo, autocommit=True) as conn:
-        seed = parse_query("bench.seed_encounters", SEED, SEED.read_text())
-        params = dict(encounters=dataset.encounters, patients=dataset.patients, locations=dataset.locations,
-                      open_encounters=dataset.open_encounters, mixed=dataset.mixed)  # fmt: skip
-        [(count,)] = run_sync(conn, seed, **params)
-        conn.execute("VACUUM ANALYZE")
+    count = seed(conninfo, encounters=dataset.encounters, patients=dataset.patients, locations=dataset.locations,
+                 open_encounters=dataset.open_encounters, mixed=dataset.mixed)  # fmt: skip
     print(f"{dataset.name}: seeded {count:,} encounters in {time.perf_counter() - started:.1f} s", flush=True)
     return conninfo
+
+
+def seed(conninfo: str, **params: object) -> int:
+    """Seed a migrated database with bench/seed_encounters.sql, render the stored documents
+    (bench/render_documents.sql, one statement per CPU at once; the document triggers are off
+    meanwhile), then VACUUM ANALYZE. Returns the number of encounters."""
+    render = parse_query("bench.render_documents", RENDER, RENDER.read_text())
+    parts = os.cpu_count() or 1
+
+    def render_part(part: int) -> None:
+        with connect_sync(conninfo, autocommit=True) as conn:
+            run_sync(conn, render, part=part, parts=parts)
+
+    with connect_sync(conninfo, autocommit=True) as conn:
+        for table in SEEDED_TABLES:
+            conn.execute(f"ALTER TABLE encounters.{table} DISABLE TRIGGER USER")
+        try:
+            [(count,)] = run_sync(conn, parse_query("bench.seed_encounters", SEED, SEED.read_text()), **params)
+            conn.execute("ANALYZE")  # else the renderer's history look-ups are planned as scans
+            with ThreadPoolExecutor(parts) as pool:
+                list(pool.map(render_part, range(parts)))
+        finally:
+            for table in SEEDED_TABLES:
+                conn.execute(f"ALTER TABLE encounters.{table} ENABLE TRIGGER USER")
+        conn.execute("VACUUM ANALYZE")
+    return count
 
 
 def last_changes_since(conninfo: str, how_many: int) -> str:

@@ -23,13 +23,13 @@ import psycopg
 from psycopg import RawCursor
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from bench import seed  # bench/bench.py (this script's directory is on sys.path)
 from encounters_service import migrate
-from encounters_service.db import connect_sync, run_sync
+from encounters_service.db import connect_sync
 from encounters_service.embedded import start_local_postgres
-from encounters_service.sqlfiles import load_queries, parse_query
+from encounters_service.sqlfiles import load_queries
 
 SCRATCH = "encounters_explain"
-SEED = Path(__file__).with_name("seed_encounters.sql")
 UUID_ARRAY = re.compile(r"'\{([0-9a-f-]{36})(?:,[0-9a-f-]{36})*\}'")
 
 
@@ -80,10 +80,8 @@ def main() -> None:
         conn = stack.enter_context(connect_sync(conninfo, autocommit=True))
 
         started = time.perf_counter()
-        seed = parse_query("bench.seed_encounters", SEED, SEED.read_text())
         scale = dict(patients=args.encounters * 3 // 10, locations=5_000, open_encounters=12_500, mixed=True)
-        (count,) = run_sync(conn, seed, encounters=args.encounters, **scale)[0]
-        conn.execute("VACUUM ANALYZE")
+        count = seed(conninfo, encounters=args.encounters, **scale)
         print(f"seeded {count} encounters in {time.perf_counter() - started:.1f} s (with VACUUM ANALYZE)")
 
         locations = sample_ids(conn, "location_uuid", 20)

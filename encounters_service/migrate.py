@@ -24,7 +24,7 @@ from encounters_service.settings import MIGRATIONS_DIR, SQL_DIR
 from encounters_service.sqlfiles import load_queries
 
 FUNCTIONS_DIR = SQL_DIR / "functions"
-DOCUMENT_RENDERER = "encounters_api.encounter_json"  # what the trigger encounter_document calls
+DOCUMENT_RENDERER = "encounters_api.encounter_document"  # what the trigger encounter_document calls
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog
 AS $$
 BEGIN
-    NEW.document := encounters_api.encounter_json(NEW)::json;
+    -- encounters_api.encounter_json(NEW), written out so that the rendering is inlined: a
+    -- function call per row took twice as long.
+    NEW.document := (SELECT d.document::json FROM encounters_api.encounter_document(NEW) AS d (document));
     RETURN NEW;
 END;
 $$;
