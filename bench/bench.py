@@ -71,7 +71,7 @@ class Dataset:
 
 CENSUS = Dataset("census", 55_000, 5_000, 2_000, 5_000, mixed=False)
 SCALE = Dataset("scale", 1_000_000, 300_000, 5_000, 12_500, mixed=True)
-QUICK_SCALE = Dataset("scale", 200_000, 60_000, 5_000, 12_500, mixed=True)
+QUICK_SCALE = Dataset("scale", 100_000, 30_000, 5_000, 12_500, mixed=True)
 
 
 @dataclass(frozen=True)
@@ -510,7 +510,7 @@ def targets(results: list[Result], extras: dict) -> list[tuple[bool, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short runs and a 200k-encounter scale dataset")
+    parser.add_argument("--quick", action="store_true", help="short runs and a 100k-encounter scale dataset")
     parser.add_argument("--database-url", help="PostgreSQL server for the scratch databases (default: a local one)")
     parser.add_argument("--datasets", default="census,scale", help="comma-separated: census, scale")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections for throughput")
@@ -559,7 +559,7 @@ def main() -> None:
         for route, plan in extras["plans"].items():
             print(f"=== {route}\n{plan}\n" if args.plans else f"plan: {route}: {'SEQ SCAN' if 'Seq Scan' in plan else 'index'}")
     if args.quick:
-        print("quick run: short runs, no warm-up, a 200,000-encounter scale dataset: the targets are judged on `make bench`")
+        print("quick run: short runs, no warm-up, a 100,000-encounter scale dataset: the targets are judged on `make bench`")
     if "census" in args.datasets and not args.routes:
         for met, text in targets(results, extras):
             print(f"{'met    ' if met else 'NOT MET'}  {text}")
