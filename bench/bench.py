@@ -48,7 +48,7 @@ from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, mint_token
 from encounters_service.db import connect_sync, run_sync, session_options
 from encounters_service.embedded import start_local_postgres
 from encounters_service.settings import load_settings
-from encounters_service.sqlfiles import load_queries, parse_query
+from encounters_service.sqlfiles import Query, load_queries, parse_query
 
 BENCH_DIR = Path(__file__).resolve().parent
 SEED = BENCH_DIR / "seed_encounters.sql"
@@ -205,24 +205,30 @@ def scratch_database(server: str, dataset: Dataset, reuse: bool) -> str:
 
 
 def seed(conninfo: str, **params: object) -> int:
-    """Seed a migrated database with bench/seed_encounters.sql, render the stored documents
-    (bench/render_documents.sql, one statement per CPU at once; the document triggers are off
-    meanwhile), then VACUUM ANALYZE. Returns the number of encounters."""
+    """Seed a migrated database with bench/seed_encounters.sql, render the stored documents with
+    bench/render_documents.sql (the document triggers are off meanwhile: row by row, they took
+    most of the seeding), then VACUUM ANALYZE. Each step runs one share per CPU at once.
+    Returns the number of encounters."""
+    seed_query = parse_query("bench.seed_encounters", SEED, SEED.read_text())
     render = parse_query("bench.render_documents", RENDER, RENDER.read_text())
     parts = os.cpu_count() or 1
 
-    def render_part(part: int) -> None:
-        with connect_sync(conninfo, autocommit=True) as conn:
-            run_sync(conn, render, part=part, parts=parts)
+    def in_parallel(query: Query, **shared: object) -> int:
+        def run(part: int) -> int:
+            with connect_sync(conninfo, autocommit=True) as conn:
+                [(count,)] = run_sync(conn, query, **shared, part=part, parts=parts)
+                return count
+
+        with ThreadPoolExecutor(parts) as pool:
+            return sum(pool.map(run, range(parts)))
 
     with connect_sync(conninfo, autocommit=True) as conn:
         for table in SEEDED_TABLES:
             conn.execute(f"ALTER TABLE encounters.{table} DISABLE TRIGGER USER")
         try:
-            [(count,)] = run_sync(conn, parse_query("bench.seed_encounters", SEED, SEED.read_text()), **params)
+            count = in_parallel(seed_query, **params)
             conn.execute("ANALYZE")  # else the renderer's history look-ups are planned as scans
-            with ThreadPoolExecutor(parts) as pool:
-                list(pool.map(render_part, range(parts)))
+            in_parallel(render)
         finally:
             for table in SEEDED_TABLES:
                 conn.execute(f"ALTER TABLE encounters.{table} ENABLE TRIGGER USER")

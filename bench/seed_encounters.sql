@@ -1,4 +1,5 @@
--- Seeds an encounters table for the benchmark (bench/bench.py) and plan checks (bench/explain_reads.py), in one statement.
+-- Seeds an encounters table for the benchmark (bench/bench.py) and plan checks (bench/explain_reads.py), in one
+-- statement per share of the rows (bench/bench.py runs one share per CPU at once).
 --
 -- Deterministic: every value is a hash of the row number, so a seed is the same on every run.
 -- Encounter i belongs to patient i % patients, as that patient's stay number i / patients;
@@ -16,10 +17,12 @@
 --   locations        integer  how many locations
 --   open_encounters  integer  how many open encounters (at most `patients`)
 --   mixed            boolean  true: some deleted and some child encounters
+--   part             integer  which share of the rows: those with i % parts = part
+--   parts            integer  how many shares (1: every row)
 -- Returns: one row: the number of encounters written.
 -- Example:
 --   psql -v encounters=1000000 -v patients=300000 -v locations=5000 -v open_encounters=12500 \
---     -v mixed=true -f bench/seed_encounters.sql
+--     -v mixed=true -v part=0 -v parts=1 -f bench/seed_encounters.sql
 WITH stays AS (
     SELECT
         g.i,
@@ -32,6 +35,7 @@ WITH stays AS (
         g.i % :'patients'::integer < :'open_encounters'::integer
         AND g.i + :'patients'::integer >= :'encounters'::integer AS is_open
     FROM generate_series(0, :'encounters'::integer - 1) AS g (i)
+    WHERE g.i % :'parts'::integer = :'part'::integer
 ),
 seeded AS (
     INSERT INTO encounters.encounter (
