@@ -514,7 +514,14 @@ def targets(results: list[Result], extras: dict) -> list[tuple[bool, str]]:
     return checks
 
 
+def stop_cleanly_on_sigterm() -> None:
+    """Make SIGTERM (kill, a CI timeout) unwind like Ctrl-C, so that the local PostgreSQL and the
+    service a run started are stopped: left behind, they kept both cores busy."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+
+
 def main() -> None:
+    stop_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs and a 100k-encounter scale dataset")
     parser.add_argument("--database-url", help="PostgreSQL server for the scratch databases (default: a local one)")

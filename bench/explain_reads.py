@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import tempfile
 import time
 from contextlib import ExitStack
@@ -23,7 +24,7 @@ import psycopg
 from psycopg import RawCursor
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from bench import seed  # bench/bench.py (this script's directory is on sys.path)
+from bench import seed, stop_cleanly_on_sigterm  # bench/bench.py (this script's directory is on sys.path)
 from encounters_service import migrate
 from encounters_service.db import connect_sync
 from encounters_service.embedded import start_local_postgres
@@ -65,6 +66,7 @@ def explain(conn: psycopg.Connection, name: str, params: dict) -> None:
 
 
 def main() -> None:
+    stop_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="server to create the scratch database on")
     parser.add_argument("--encounters", type=int, default=1_000_000)
@@ -73,7 +75,9 @@ def main() -> None:
     with ExitStack() as stack:
         server = args.database_url
         if server is None:
-            local = stack.enter_context(start_local_postgres(Path(tempfile.mkdtemp(prefix="explain-reads-"))))
+            data_dir = Path(tempfile.mkdtemp(prefix="explain-reads-"))
+            stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
+            local = stack.enter_context(start_local_postgres(data_dir))
             server = make_conninfo(local.conninfo, dbname="postgres")
         conninfo = scratch_database(make_conninfo(server, dbname=conninfo_to_dict(server).get("dbname", "postgres")))
         migrate.upgrade(conninfo)
