@@ -68,18 +68,26 @@ def _path_parameter_names(handler: BaseRouteHandler) -> set[str]:
     return names
 
 
+def _declares_body(request: Request) -> bool:
+    """Whether the headers announce a body (RFC 9112 6.3). Reading the body of every GET to find
+    it empty took a round trip to the server's I/O thread: about a fifth of a get by id."""
+    headers = request.headers
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+
+
 async def check_request_shape(request: Request) -> None:
     """Before every handler: refuse a query string over MAX_QUERY_BYTES (414), unknown query
     parameters, query values PostgreSQL text cannot hold (NUL), and a JSON body on a GET (400)."""
-    if len(request.scope["query_string"]) > MAX_QUERY_BYTES:
+    query_string = request.scope["query_string"]
+    if len(query_string) > MAX_QUERY_BYTES:
         raise HTTPException(status_code=414, detail=f"the query string is longer than {MAX_QUERY_BYTES} bytes")
     handler = request.route_handler
-    if not handler.opt.get(IGNORE_UNKNOWN_QUERY):
+    if query_string and not handler.opt.get(IGNORE_UNKNOWN_QUERY):
         unknown = sorted(set(request.query_params) - _query_names(handler))
         if unknown:
             raise ValidationException(f"unknown query parameter(s): {', '.join(unknown)}")
         for name, value in request.query_params.multi_items():
             if "\x00" in value:
                 raise ValidationException(f"query parameter '{name}' must not contain NUL characters")
-    if request.method == "GET" and await request.body():
+    if request.method == "GET" and _declares_body(request) and await request.body():
         raise ValidationException("a GET request takes no body")

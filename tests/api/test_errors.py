@@ -127,6 +127,17 @@ def test_json_body_on_get_is_400(app_client):
     assert_error(app_client.request("GET", "/running", content=b'{"a": 1}'), 400, "GET request takes no body")
 
 
+def test_chunked_json_body_on_get_is_400(app_client):
+    response = app_client.request("GET", "/running", content=iter([b'{"a": 1}']))
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert_error(response, 400, "GET request takes no body")
+
+
+def test_get_with_an_empty_body_is_served(app_client):
+    assert app_client.request("GET", "/running", content=b"").status_code == 200
+    assert app_client.request("GET", "/running", content=iter([b""])).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
