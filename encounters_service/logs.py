@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import sys
 import time
-import uuid
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,6 +44,10 @@ def configure_logging(level: str, log_format: str) -> None:
         "colour": ColourFormatter(_TEXT_FORMAT),
         "plain": logging.Formatter(_TEXT_FORMAT),
     }[log_format]
+    # No format here uses the caller's file and line, thread or process: skip collecting them
+    # for every record (the logging HOWTO's "Optimization"; a tenth of the request line's cost).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -57,6 +61,12 @@ def configure_logging(level: str, log_format: str) -> None:
 request_log = logging.getLogger("encounters_service.requests")
 
 
+def _new_request_id() -> str:
+    """32 random hex digits. An identifier, not a secret: uuid4 (os.urandom, a system call) cost
+    ~4% of a get by id; `random` is reseeded in each forked worker."""
+    return f"{random.getrandbits(128):032x}"
+
+
 def request_logging(app: ASGIApp) -> ASGIApp:
     """ASGI middleware: a request id (kept from the caller's header or made), echoed in the
     response header and written in one log line per request with status and duration."""
@@ -66,7 +76,7 @@ def request_logging(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+        request_id = given if 0 < len(given) <= 64 and given.isprintable() else _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
