@@ -9,12 +9,16 @@ import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from encounters_service import migrate
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, mint_token
 from encounters_service.embedded import EmbeddedPostgresError, start_local_postgres
 from encounters_service.logs import configure_logging
 from encounters_service.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from granian import Granian
 
 log = logging.getLogger("encounters_service")
 DEFAULT_WORKERS = 2  # measured: see the README's Performance section
@@ -39,9 +43,6 @@ def _claim(text: str) -> tuple[str, object]:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    from granian import Granian
-    from granian.constants import Interfaces
-
     from encounters_service.app import RELAY_ENV
 
     settings = settings.with_overrides(host=args.host, port=args.port, data_dir=args.data_dir)
@@ -57,18 +58,27 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         os.environ[RELAY_ENV] = "1" if args.relay else ""
         # Granian stops its workers gracefully on SIGTERM/SIGINT and returns; the ExitStack then
         # stops the local PostgreSQL, and the command exits 0.
-        Granian(
-            "encounters_service.app:app_from_env",
-            factory=True,
-            interface=Interfaces.ASGI,
-            address=settings.host,
-            port=settings.port,
-            workers=args.workers,
-            log_access=False,  # the request log line replaces it
-            log_level=settings.log_level.lower(),
-            log_dictconfig={"loggers": {"_granian": {"propagate": True}}},  # through our handler and format
-            workers_kill_timeout=10,
-        ).serve()
+        http_server("encounters_service.app:app_from_env", settings, workers=args.workers).serve()
+
+
+def http_server(app_factory: str, settings: Settings, *, workers: int) -> Granian:
+    """The HTTP server of `serve` (also what bench/bare_app.py runs): each worker process calls
+    `app_factory` ("module:function") for its ASGI app."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    return Granian(
+        app_factory,
+        factory=True,
+        interface=Interfaces.ASGI,
+        address=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_access=False,  # the request log line replaces it
+        log_level=settings.log_level.lower(),
+        log_dictconfig={"loggers": {"_granian": {"propagate": True}}},  # through our handler and format
+        workers_kill_timeout=10,
+    )
 
 
 def _print_welcome(settings: Settings) -> None:
