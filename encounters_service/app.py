@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from encounters_service.api import ROUTES
-from encounters_service.api.common import check_request_shape
+from encounters_service.api.common import check_request
 from encounters_service.auth import Authenticator
 from encounters_service.db import Database, make_pool
 from encounters_service.errors import EXCEPTION_HANDLERS
@@ -46,7 +46,7 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
     app = Litestar(
         route_handlers=ROUTES,
         lifespan=lifespans,
-        before_request=check_request_shape,
+        before_request=check_request,
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,
         request_max_body_size=MAX_BODY_BYTES,

@@ -54,7 +54,7 @@ def _open_as_of(text: str | None, when_absent: str) -> object:
 
 @get(
     "/dhos/v1/encounter/{encounter_id:uuid}/children",
-    guards=READ,
+    opt=READ,
     summary="Uuids of all descendants",
     security=BEARER,
     operation_class=documented(list[UUID]),
@@ -69,7 +69,7 @@ async def child_encounters(
 
 @get(
     "/dhos/v2/encounter",
-    guards=READ,
+    opt=READ,
     summary="Encounters by patient and/or EPR encounter id",
     security=BEARER,
     operation_class=documented(list[ExpandableListedEncounter | ExpandableCompactEncounter]),
@@ -116,7 +116,7 @@ async def encounters_by_patient_or_epr_id(
 
 @get(
     "/dhos/v2/encounters",
-    guards=READ,
+    opt=READ,
     summary="Encounters modified since a time, newest change first",
     security=BEARER,
     operation_class=documented(list[ExpandableEncounter | ExpandableCompactEncounter]),
@@ -143,7 +143,7 @@ async def encounters_modified_since(
 
 @get(
     "/dhos/v2/encounter/latest",
-    guards=READ,
+    opt=READ,
     summary="A patient's latest encounter",
     security=BEARER,
     operation_class=documented(ListedEncounter | CompactEncounter, errors=[404]),
@@ -183,7 +183,7 @@ async def _for_listed_ids(
 
 @post(
     "/dhos/v2/encounter/latest",
-    guards=READ,
+    opt=READ,
     status_code=200,
     summary="The latest encounter of each patient",
     security=BEARER,
@@ -199,7 +199,7 @@ async def latest_encounters(
 
 @post(
     "/dhos/v1/encounter/locations",
-    guards=READ,
+    opt=READ,
     status_code=200,
     summary="Open encounters at locations",
     security=BEARER,
@@ -215,7 +215,7 @@ async def open_encounters_at_locations(
 
 @post(
     "/dhos/v1/encounter/patients",
-    guards=READ,
+    opt=READ,
     status_code=200,
     summary="Open encounters of patients",
     security=BEARER,
@@ -231,7 +231,7 @@ async def open_encounters_for_patients(
 
 @post(
     "/dhos/v1/encounter/locations/patient_count",
-    guards=READ,
+    opt=READ,
     status_code=200,
     summary="Patients with an open encounter, per location",
     security=BEARER,

@@ -21,8 +21,8 @@ from encounters_service.api.common import (
     WRITE,
     caller_of,
     database,
-    guard,
     json_response,
+    requires,
 )
 from encounters_service.api.openapi import documented
 from encounters_service.auth import WRITE_SCOPE, AuthError
@@ -52,9 +52,8 @@ async def _write(request: Request, query: str, model: type[Body], raw: RawBody, 
 
 @post(
     "/dhos/v2/encounter",
-    guards=WRITE,
+    opt={**WRITE, IGNORE_UNKNOWN_QUERY: True},
     status_code=200,
-    opt={IGNORE_UNKNOWN_QUERY: True},
     summary="Create an encounter",
     security=BEARER,
     operation_class=documented(Encounter, body=EncounterCreate, errors=[409, 422]),
@@ -66,7 +65,7 @@ async def create_encounter(request: Request, body: RawBody) -> Response:
 
 
 @get(
-    ENCOUNTER, guards=READ, summary="One encounter (full form)", security=BEARER, operation_class=documented(Encounter)
+    ENCOUNTER, opt=READ, summary="One encounter (full form)", security=BEARER, operation_class=documented(Encounter)
 )
 async def get_encounter(
     request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False
@@ -77,7 +76,7 @@ async def get_encounter(
 
 @patch(
     ENCOUNTER,
-    guards=WRITE,
+    opt=WRITE,
     summary="Update an encounter",
     security=BEARER,
     operation_class=documented(Encounter, body=EncounterUpdate, errors=[409, 422]),
@@ -94,7 +93,7 @@ async def update_encounter(request: Request, encounter_id: FromPath[UUID], body:
 
 @delete(
     ENCOUNTER,
-    guards=WRITE,
+    opt=WRITE,
     status_code=200,
     summary="Detach an encounter from its parent",
     security=BEARER,
@@ -107,7 +106,7 @@ async def unlink_encounter(request: Request, encounter_id: FromPath[UUID], body:
 
 @patch(
     "/dhos/v1/score_system_history/{history_id:uuid}",
-    guards=[guard(WRITE_SCOPE, claim="system_id")],
+    opt=requires(WRITE_SCOPE, claim="system_id"),
     summary="Correct when a score system change took effect",
     security=BEARER,
     operation_class=documented(ScoreSystemChange, body=ScoreSystemHistoryUpdate),
@@ -121,9 +120,8 @@ async def update_score_system_history(request: Request, history_id: FromPath[UUI
 
 @post(
     "/dhos/v1/encounter/merge",
-    guards=WRITE,
+    opt={**WRITE, IGNORE_UNKNOWN_QUERY: True},
     status_code=200,
-    opt={IGNORE_UNKNOWN_QUERY: True},
     summary="Move the encounters of a merged patient record",
     security=BEARER,
     operation_class=documented(MergeTotal, body=EncounterMerge, errors=[409]),
@@ -135,7 +133,7 @@ async def merge_encounters(request: Request, body: RawBody) -> Response:
 
 @get(
     f"{ENCOUNTER}/merge_history",
-    guards=READ,
+    opt=READ,
     summary="An encounter's record merges, oldest first",
     security=BEARER,
     operation_class=documented(list[MergeRecord]),

@@ -1,6 +1,6 @@
 """Every failure becomes `{"message": …}` with the right status, never a stack trace.
 
-Routes that raise on purpose are registered on the real app (with the real guards, exception
+Routes that raise on purpose are registered on the real app (with the real scope checks, exception
 handlers and database) so that each status is produced the way a route would produce it.
 """
 
@@ -14,7 +14,7 @@ from litestar import Request, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.testing import TestClient
 
-from encounters_service.api.common import READ, WRITE, database, guard, json_response
+from encounters_service.api.common import READ, WRITE, database, json_response, requires
 from encounters_service.app import create_app
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE
 from encounters_service.sqlfiles import Query
@@ -32,7 +32,7 @@ def raising_query(sqlstate: str) -> Query:
     return Query(f"test.raise_{sqlstate}", Path("test"), "raises", (), sql)
 
 
-@get("/test/raise/{sqlstate:str}", guards=READ)
+@get("/test/raise/{sqlstate:str}", opt=READ)
 async def raise_sqlstate(request: Request, sqlstate: FromPath[str]) -> None:
     db = database(request)
     db.queries[f"test.raise_{sqlstate}"] = raising_query(sqlstate)
@@ -44,12 +44,12 @@ async def crash() -> None:
     raise RuntimeError("secret internal detail /srv/app.py")
 
 
-@post("/test/body", guards=WRITE, status_code=200)
+@post("/test/body", opt=WRITE, status_code=200)
 async def echo_body(data: JSONBody[Body]) -> dict[str, str]:
     return {"name": data.name}
 
 
-@get("/test/system", guards=[guard(WRITE_SCOPE, claim="system_id")])
+@get("/test/system", opt=requires(WRITE_SCOPE, claim="system_id"))
 async def system_only() -> dict[str, bool]:
     return {"ok": True}
 
@@ -100,6 +100,13 @@ def test_missing_token_is_401_with_www_authenticate(app_client):
 
 def test_bad_token_is_401(app_client):
     assert_error(app_client.get("/test/raise/EN400", headers={"Authorization": "Bearer nonsense"}), 401, "token")
+
+
+def test_the_caller_is_checked_before_the_request_itself(app_client):
+    assert_error(app_client.get("/test/raise/EN400?verbose=1"), 401, "")
+    assert_error(app_client.request("GET", "/test/raise/EN400", content=b"{}"), 401, "")
+    assert_error(app_client.post("/test/body", content=b"{not json"), 401, "")
+    assert_error(app_client.post("/test/body", content=b"{not json", headers=auth(READ_SCOPE)), 403, WRITE_SCOPE)
 
 
 def test_missing_scope_is_403(app_client):
