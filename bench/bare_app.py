@@ -1,23 +1,39 @@
-"""The stack's floor for a single-encounter read: the service's server and pool, and nothing else.
+"""The stack's floor: the service's server and pool answering two of its routes, and nothing else.
 
     .venv/bin/python bench/bare_app.py   # DATABASE_URL and PORT from the environment; bench.py runs it
 
-An ASGI app with no framework, no authentication, no checks and no request log: every request
-runs the get-by-id query file for the uuid at the end of its path on the service's own pool
-(same session settings, prepared statements, JSON as bytes) and answers that document. Served
-as `encounters-service serve` serves the service (same HTTP server, settings and workers), it
-measures what an HTTP request that runs one query costs before any of the service's code runs.
+An ASGI app with no framework, no authentication, no checks and no request log. It answers
+GET /dhos/v1/encounter/{uuid} (get by id: one query, no body) and POST
+/dhos/v1/encounter/locations/patient_count (a JSON list of location uuids read from the body) by
+running the service's query files on the service's own pool (same session settings, prepared
+statements, JSON as bytes). Served as `encounters-service serve` serves the service (same HTTP
+server, settings and workers), it measures what a request that runs one query costs before any of
+the service's code runs.
 """
 
 from __future__ import annotations
+
+import msgspec
 
 from encounters_service.cli import DEFAULT_WORKERS, http_server
 from encounters_service.db import Database, make_pool
 from encounters_service.settings import load_settings
 
-PREFIX = "/dhos/v1/encounter/"
-OK = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
-NOT_FOUND = {"type": "http.response.start", "status": 404, "headers": []}
+ENCOUNTER = "/dhos/v1/encounter/"
+PATIENT_COUNT = "/dhos/v1/encounter/locations/patient_count"
+
+
+def start(status: int) -> dict:
+    return {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+
+
+async def read_body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
 
 
 def app():
@@ -35,17 +51,23 @@ def app():
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def answer(method: str, path: str, receive) -> bytes | None:
+        if method == "POST" and path == PATIENT_COUNT:
+            listed = "{" + ",".join(msgspec.json.decode(await read_body(receive), type=list[str])) + "}"
+            return await database.value(
+                "encounters.patient_count_per_location", location_ids=listed, open_as_of="infinity"
+            )
+        if method == "GET" and path.startswith(ENCOUNTER):
+            encounter_id = path.removeprefix(ENCOUNTER)
+            return await database.value("writes.get_encounter", encounter_id=encounter_id, show_deleted=False)
+        return None
+
     async def bare(scope, receive, send) -> None:
         if scope["type"] == "lifespan":
             await lifespan(receive, send)
             return
-        if not scope["path"].startswith(PREFIX):
-            await send(NOT_FOUND)
-            await send({"type": "http.response.body", "body": b""})
-            return
-        encounter_id = scope["path"].removeprefix(PREFIX)
-        document = await database.value("writes.get_encounter", encounter_id=encounter_id, show_deleted=False)
-        await send(OK)
+        document = await answer(scope["method"], scope["path"], receive)
+        await send(start(404 if document is None else 200))
         await send({"type": "http.response.body", "body": document or b"null"})
 
     return bare
