@@ -11,6 +11,8 @@ bench/seed_encounters.sql, VACUUM ANALYZE; start `encounters-service serve` as i
     connection (prepared, like the service's), median of repeated runs;
   - latency: wrk with one keep-alive connection (p50/p90/p99, comparable to the floor);
   - throughput: wrk with --connections keep-alive connections (requests/s).
+For get by id and patient_count, the same three again against bench/bare_app.py (the same server
+and pool running the same query with no framework): the stack's own floor for a GET and a POST.
 Then: the service's peak memory (PSS and RSS) during the census call with 8 clients, the scale
 plans (no sequential scan), the table, and the issue's targets, each met or not. Needs `wrk`.
 """
@@ -513,7 +515,8 @@ def stack_floor_note(results: list[Result]) -> str:
     which also reads a body); a route whose floor is below that cost cannot be within 2× of it."""
     stack_ms: dict[str, float] = {}
     for bare in (r for r in results if r.route.endswith(NO_FRAMEWORK)):
-        stack_ms[bare.method] = min(stack_ms.get(bare.method, bare.p50_ms), bare.p50_ms - bare.floor_ms)
+        cost = bare.p50_ms - bare.floor_ms
+        stack_ms[bare.method] = min(cost, stack_ms.get(bare.method, cost))
     over = [r for r in results if r.read and r.ratio > 2]
     if not stack_ms or not over:
         return ""
