@@ -7,15 +7,15 @@ GET /dhos/v1/encounter/{uuid} (get by id: one query, no body) and POST
 /dhos/v1/encounter/locations/patient_count (a JSON list of location uuids read from the body) by
 running the service's query files on the service's own pool (same session settings, prepared
 statements, JSON as bytes). Served as `encounters-service serve` serves the service (same HTTP
-server, settings and workers), it measures what a request that runs one query costs before any of
-the service's code runs.
+server and settings, WEB_CONCURRENCY workers), it measures what a request that runs one query
+costs before any of the service's code runs.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from encounters_service.cli import DEFAULT_WORKERS, http_server
+from encounters_service.cli import default_workers, http_server
 from encounters_service.db import Database, make_pool
 from encounters_service.settings import load_settings
 
@@ -74,4 +74,4 @@ def app():
 
 
 if __name__ == "__main__":
-    http_server("bare_app:app", load_settings(), workers=DEFAULT_WORKERS).serve()
+    http_server("bare_app:app", load_settings(), workers=default_workers()).serve()

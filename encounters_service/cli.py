@@ -129,6 +129,10 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> None:
     asyncio.run(run_until_signalled(settings, settings.database_url))
 
 
+def default_workers() -> int:
+    return int(os.environ.get("WEB_CONCURRENCY") or DEFAULT_WORKERS)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="encounters-service", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -141,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("WEB_CONCURRENCY") or DEFAULT_WORKERS),
+        default=default_workers(),
         help=f"server worker processes (env WEB_CONCURRENCY, default {DEFAULT_WORKERS}; see the README's Performance section)",
     )
     serve.set_defaults(run=cmd_serve)
