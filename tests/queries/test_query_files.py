@@ -5,7 +5,7 @@
 - Every example with concrete values (the read queries' all have them) runs verbatim in psql.
 - Each read query file, run by psql with `-v name=value -f file`, answers exactly what the service
   answers over HTTP for the same data.
-- the README shows a psql example for every read query file, and each runs as written.
+- the analysts' guide (docs/analysts.md) shows a psql example for every read query file, and each runs as written.
 
 The examples run on a database shared by this module (arranged once; nothing here changes it
 except the admin example that records a function checksum).
@@ -249,11 +249,11 @@ def test_psql_and_the_service_give_the_same_answer(conninfo, ward, client, file)
 
 # --- the analysts' documentation --------------------------------------------------------------
 
-DOCS = REPO_ROOT / "README.md"
+DOCS = REPO_ROOT / "docs" / "analysts.md"
 
 
 def documented_commands() -> list[str]:
-    """The psql commands of the shell blocks of the README (continuation lines joined)."""
+    """The psql commands of the shell blocks of the analysts' guide (continuation lines joined)."""
     commands, block, current = [], False, ""
     for line in DOCS.read_text().splitlines():
         if line.startswith("```"):
