@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from encounters_service.api import ROUTES
+from encounters_service.api import ROUTES, development
 from encounters_service.api.common import check_request
 from encounters_service.auth import Authenticator
 from encounters_service.db import Database, make_pool
@@ -44,7 +44,7 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
         lifespans.append(lambda _app: relay_in_background(Relay(settings, conninfo)))
 
     app = Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, *(development.ROUTES if settings.allow_drop_data else [])],
         lifespan=lifespans,
         before_request=check_request,
         exception_handlers=EXCEPTION_HANDLERS,

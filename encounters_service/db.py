@@ -8,6 +8,8 @@ str and encoding it back); plain connections (CLI, relay, tests) load them as te
 from __future__ import annotations
 
 import select
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -103,6 +105,21 @@ class Database:
         """The first column of the only row (None when there is no row)."""
         rows = await self.rows(name, **params)
         return rows[0][0] if rows else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+        """For the rare route whose work is several statements (each within its own statement
+        timeout) in one transaction: yields a `value(name, **params)` that runs them on one
+        connection; committed when the block ends, rolled back if it raises."""
+        async with self.pool.connection() as conn, conn.transaction():
+
+            async def value(name: str, **params: Any) -> Any:
+                query = self.queries[name]
+                cursor = await conn.execute(query.sql, query.arguments(params))
+                row = await cursor.fetchone()
+                return row[0] if row else None
+
+            yield value
 
 
 def run_sync(conn: Connection, query: Query, **params: Any) -> list[tuple]:

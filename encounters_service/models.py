@@ -101,8 +101,8 @@ def decode(model: type[B], raw: bytes) -> B:
         raise ValidationException(f"the request body is not valid JSON: {error}") from None
 
 
-def encode(body: Body) -> str:
-    """The body as JSON text for a jsonb parameter; unset fields are left out."""
+def encode(body: Body | list[Body]) -> str:
+    """The body (or a list of bodies) as JSON text for a jsonb parameter; unset fields are left out."""
     return msgspec.json.encode(body).decode()
 
 

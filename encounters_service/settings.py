@@ -18,6 +18,9 @@ HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 DATABASE_PARTS = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_NAME")
 
 
+PRODUCTION = "production"  # the ENVIRONMENT value that marks a production deployment
+
+
 class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message names it."""
 
@@ -57,6 +60,8 @@ class Settings:
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 5.0  # safety net; the relay normally wakes on NOTIFY
     outbox_retention_hours: float = 168.0  # published messages are deleted after this
+    allow_drop_data: bool = False  # True: serve the development routes POST /encounter/bulk, /drop_data
+    environment: str = ""  # the deployment's name; "production" refuses allow_drop_data
 
     @property
     def audience(self) -> str:
@@ -186,7 +191,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         relay_batch_size=_positive(env, "RELAY_BATCH_SIZE", Settings.relay_batch_size, int),
         relay_poll_interval_s=_positive(env, "RELAY_POLL_INTERVAL_SECONDS", Settings.relay_poll_interval_s),
         outbox_retention_hours=_positive(env, "OUTBOX_RETENTION_HOURS", Settings.outbox_retention_hours),
+        allow_drop_data=_allow_drop_data(env),
+        environment=env.get("ENVIRONMENT", ""),
     )
+
+
+def _allow_drop_data(env: Mapping[str, str]) -> bool:
+    """ALLOW_DROP_DATA=true, which a production deployment may never set."""
+    allowed = bool(_flag(env, "ALLOW_DROP_DATA"))
+    if allowed and env.get("ENVIRONMENT", "").strip().lower() == PRODUCTION:
+        raise SettingsError("ALLOW_DROP_DATA=true is refused with ENVIRONMENT=production: it serves POST /drop_data")
+    return allowed
 
 
 def _package_version() -> str:

@@ -140,8 +140,9 @@ def test_read_query_examples_have_concrete_values():
 
 
 @pytest.mark.parametrize("name", sorted(n for n in QUERIES if PLACEHOLDER not in " ".join(example_of(n))))
-def test_example_runs_verbatim_in_psql(conninfo, ward, name):
-    run_psql(conninfo, example_of(name)[1:])
+def test_example_runs_verbatim_in_psql(fresh_database, name):
+    """On a database of its own: some examples write (admin/drop_data.sql empties the tables)."""
+    run_psql(fresh_database, example_of(name)[1:])
 
 
 # --- psql and the service agree ---------------------------------------------------------------

@@ -1,0 +1,6 @@
+-- Empties the data tables (encounters, histories, merge history, outbox); keeps the schema and the migration history.
+--
+-- Returns: one row, one column: null.
+-- Example:
+--   psql -f sql/queries/admin/drop_data.sql
+SELECT encounters_api.drop_data();
