@@ -11,6 +11,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
+
 from encounters_service import migrate
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, mint_token
 from encounters_service.embedded import EmbeddedPostgresError, start_local_postgres
@@ -176,3 +178,5 @@ def main(argv: list[str] | None = None) -> None:
         args.run(args, settings)
     except (SettingsError, EmbeddedPostgresError) as error:
         sys.exit(f"encounters-service: {error}")
+    except psycopg.OperationalError as error:  # libpq's message names no password
+        sys.exit(f"encounters-service: cannot connect to the database: {' '.join(str(error).split())}")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -35,17 +36,13 @@ class MigrationStatus:
 
 
 def yoyo_url(conninfo: str) -> str:
-    """A libpq conninfo (URL or key=value) as the URL yoyo wants for psycopg 3."""
-    parts = conninfo_to_dict(conninfo)
-    user = parts.get("user", "")
-    password = f":{parts['password']}" if parts.get("password") else ""
-    credentials = f"{user}{password}@" if user else ""
-    host = parts.get("host", "")
-    if host.startswith("/"):  # unix socket: yoyo passes unknown query args through to libpq
-        location, query = "", f"?host={host}&port={parts.get('port', 5432)}"
-    else:
-        location, query = f"{host or 'localhost'}:{parts.get('port', 5432)}", ""
-    return f"postgresql+psycopg://{credentials}{location}/{parts.get('dbname', 'postgres')}{query}"
+    """A libpq conninfo (URL or key=value) as the URL yoyo wants for psycopg 3.
+
+    Every libpq parameter travels percent-encoded in the query string, which yoyo decodes and hands
+    to psycopg.connect as it is: a password with `/`, `#`, `?`, `@`, `%` or a space, a unix-socket
+    host, or an option such as sslmode arrives intact (a URL rebuilt from decoded parts broke on them).
+    """
+    return "postgresql+psycopg:///?" + urlencode(conninfo_to_dict(conninfo))
 
 
 @contextmanager
