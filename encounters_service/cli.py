@@ -53,6 +53,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         if settings.should_migrate_on_start:
             applied = migrate.upgrade(conninfo)
             log.info("migrations applied: %s", ", ".join(applied) or "none pending")
+        migrate.require_current(conninfo)
         if settings.embedded:
             _print_welcome(settings)
         # Each worker process builds its app from the environment (app_from_env).
@@ -128,6 +129,7 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> None:
             "the relay needs the service's database: set DATABASE_URL (or DATABASE_HOST, ...); "
             "with the local database, run `encounters-service serve --relay` instead"
         )
+    migrate.require_current(settings.database_url)
     asyncio.run(run_until_signalled(settings, settings.database_url))
 
 
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = load_settings()
         configure_logging(settings.log_level, settings.log_format)
         args.run(args, settings)
-    except (SettingsError, EmbeddedPostgresError) as error:
+    except (SettingsError, EmbeddedPostgresError, migrate.SchemaBehind) as error:
         sys.exit(f"encounters-service: {error}")
     except psycopg.OperationalError as error:  # libpq's message names no password
         sys.exit(f"encounters-service: cannot connect to the database: {' '.join(str(error).split())}")

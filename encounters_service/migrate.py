@@ -28,6 +28,10 @@ FUNCTIONS_DIR = SQL_DIR / "functions"
 DOCUMENT_RENDERER = "encounters_api.encounter_document"  # what the trigger encounter_document calls
 
 
+class SchemaBehind(Exception):
+    """The database is not at the schema this code needs; the message says what to run."""
+
+
 @dataclass(frozen=True)
 class MigrationStatus:
     applied: list[str]
@@ -151,3 +155,33 @@ def apply_functions(conninfo: str, directory: Path = FUNCTIONS_DIR, *, render: b
         if render:
             renderer_changed = bool(changed & _closure(DOCUMENT_RENDERER, _requirements(directory)))
             run_sync(conn, queries["admin.render_documents"], every=renderer_changed)
+
+
+def require_current(conninfo: str) -> None:
+    """Raise SchemaBehind unless every migration is applied and every function file is deployed as
+    it is now (`serve` and `relay` check before they start: on an unmigrated database every route
+    would fail). Reads only: yoyo's bookkeeping is read with SQL, not created."""
+    queries = load_queries()
+    with psycopg.connect(conninfo) as conn:
+        try:
+            applied = {migration_id for migration_id, _ in run_sync(conn, queries["admin.applied_migrations"])}
+        except psycopg.errors.UndefinedTable:
+            applied = set()
+        conn.rollback()
+        try:
+            deployed = {name: checksum for name, checksum, _ in run_sync(conn, queries["admin.deployed_functions"])}
+        except psycopg.errors.UndefinedTable:
+            deployed = {}
+    pending = [m.id for m in read_migrations(str(MIGRATIONS_DIR)) if m.id not in applied]
+    stale = [
+        path.name
+        for path in function_files()
+        if deployed.get(path.name) != hashlib.sha256(path.read_text().encode()).hexdigest()
+    ]
+    if pending or stale:
+        behind = [f"pending migration {name}" for name in pending] + [f"function file {name}" for name in stale]
+        more = f" and {len(behind) - 3} more" if len(behind) > 3 else ""
+        raise SchemaBehind(
+            f"the database is not at this version's schema ({', '.join(behind[:3])}{more}): "
+            "run `encounters-service migrate upgrade` first"
+        )

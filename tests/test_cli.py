@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from encounters_service import cli
@@ -58,3 +59,34 @@ def test_bad_configuration_exits_with_a_message(capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["token"])
     assert "LOG_LEVEL" in str(exit_info.value.code)
+
+
+@pytest.fixture
+def empty_database(pg_server):
+    from tests.conftest import create_database, drop_database
+
+    conninfo = create_database(pg_server, "cli_empty")
+    yield conninfo
+    drop_database(pg_server, "cli_empty")
+
+
+@pytest.mark.parametrize("command", ["serve", "relay"])
+def test_serve_and_relay_refuse_an_unmigrated_database_in_one_line(capsys, monkeypatch, empty_database, command):
+    monkeypatch.setenv("DATABASE_URL", empty_database)
+    monkeypatch.setenv("MIGRATE_ON_START", "false")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command])
+    message = str(exit_info.value.code)
+    assert message.startswith("encounters-service: the database is not at this version's schema (pending migration 0001")
+    assert message.endswith("run `encounters-service migrate upgrade` first")
+    with psycopg.connect(empty_database) as conn:  # the check wrote nothing, not even yoyo's tables
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+
+
+def test_serve_refuses_function_files_that_are_not_deployed(capsys, monkeypatch, fresh_database):
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        conn.execute("UPDATE encounters.deployed_function SET sha256 = 'old' WHERE file_name = 'encounters_api.emit.sql'")
+    monkeypatch.setenv("DATABASE_URL", fresh_database)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve"])
+    assert "(function file encounters_api.emit.sql)" in str(exit_info.value.code)
