@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import uuid
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,7 +91,7 @@ def _print_welcome(settings: Settings) -> None:
     print(
         f"\nLocal PostgreSQL in {settings.data_dir}; serving on {base}\n"
         f"A token for local use (read and write, valid 1 hour):\n\n  export TOKEN={token}\n\n"
-        f"  curl -H \"Authorization: Bearer $TOKEN\" '{base}/dhos/v2/encounter?patient_id=<uuid>'\n",
+        f"  curl -H \"Authorization: Bearer $TOKEN\" '{base}/dhos/v2/encounter?patient_id={uuid.uuid4()}'\n",
         flush=True,
     )
 

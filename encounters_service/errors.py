@@ -53,7 +53,8 @@ def _validation_message(exc: ValidationException) -> str:
     for detail in details:
         if not (isinstance(detail, dict) and detail.get("message")):
             continue
-        message, key, source = detail["message"], detail.get("key"), detail.get("source")
+        message, key = detail["message"], detail.get("key")
+        source = getattr(detail.get("source"), "value", detail.get("source"))  # ParamType.QUERY -> "query"
         if source == "body":
             # Litestar reports a missing body as a KeyError on the body parameter's name.
             parts.append("a JSON request body is required" if message == f"'{key}'" else f"invalid request body: {message}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -47,7 +48,7 @@ def test_first_run_prints_a_token_that_works_and_data_survives_a_restart(data_di
     finally:
         output = service.stop()
     token = re.search(r"export TOKEN=(\S+)", output).group(1)
-    assert "curl" in output
+    curl_line = next(line.strip() for line in output.splitlines() if line.strip().startswith("curl "))
 
     service = start_service(data_dir, port)
     try:
@@ -55,6 +56,14 @@ def test_first_run_prints_a_token_that_works_and_data_survives_a_restart(data_di
         response = httpx.get(unknown, headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 404, response.text  # authorised; the encounter does not exist
         assert httpx.get(f"{base}/healthcheck").json()["database"] == "ok"
+        pasted = subprocess.run(
+            ["bash", "-c", f"export TOKEN={token}; {curl_line} --silent --show-error --fail-with-body"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )  # the printed curl line, pasted as it is
+        assert pasted.returncode == 0, pasted.stdout + pasted.stderr
+        assert pasted.stdout == "[]"
     finally:
         output = service.stop()
     assert "migrations applied: none pending" in output

@@ -178,3 +178,9 @@ def test_database_gone_is_503(app_client, pg_server, fresh_database):
     response = app_client.get("/test/health-json")
     assert_error(response, 503, "database is unavailable")
     assert response.headers["retry-after"] == "1"
+
+
+def test_a_bad_query_value_is_named_without_internal_names(client):
+    response = client.get("/dhos/v2/encounter/latest", params={"patient_id": "not-a-uuid"}, headers=auth())
+    assert_error(response, 400, "query parameter 'patient_id'")
+    assert "ParamType" not in response.text
