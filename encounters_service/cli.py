@@ -31,6 +31,11 @@ def _database(settings: Settings, stack: ExitStack) -> str:
     """The configured database, or a local PostgreSQL started (and later stopped) for this run."""
     if settings.database_url:
         return settings.database_url
+    if not settings.local_database:
+        raise SettingsError(
+            "no database is configured: set DATABASE_URL, or DATABASE_HOST (with DATABASE_PORT, DATABASE_USER, "
+            "DATABASE_PASSWORD, DATABASE_NAME as needed)"
+        )
     local = stack.enter_context(start_local_postgres(settings.data_dir))
     return local.conninfo
 

@@ -32,6 +32,7 @@ class Settings:
     port: int = 5000
     data_dir: Path = Path(".encounters-data")
     migrate_on_start: bool | None = None  # None: yes for the embedded database, no otherwise
+    local_database: bool = True  # False (the container image): never start the embedded database
     log_level: str = "INFO"
     log_format: str = "plain"
     hs_key: str = "secret"
@@ -165,6 +166,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         port=_int(env, "PORT", Settings.port),
         data_dir=Path(env.get("ENCOUNTERS_DATA_DIR") or Settings.data_dir),
         migrate_on_start=_flag(env, "MIGRATE_ON_START"),
+        local_database=_flag(env, "LOCAL_DATABASE") is not False,
         log_level=_choice(env, "LOG_LEVEL", Settings.log_level, LOG_LEVELS),
         log_format=_choice(env, "LOG_FORMAT", Settings.log_format, LOG_FORMATS),
         hs_key=env.get("HS_KEY") or Settings.hs_key,

@@ -90,3 +90,14 @@ def test_serve_refuses_function_files_that_are_not_deployed(capsys, monkeypatch,
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["serve"])
     assert "(function file encounters_api.emit.sql)" in str(exit_info.value.code)
+
+
+@pytest.mark.parametrize("command", [["serve"], ["migrate", "upgrade"]])
+def test_without_a_local_database_a_missing_database_setting_says_to_set_one(monkeypatch, command):
+    """As in the container image (LOCAL_DATABASE=false), which has no PostgreSQL to start."""
+    monkeypatch.setenv("LOCAL_DATABASE", "false")
+    for name in ("DATABASE_URL", "DATABASE_HOST", "DATABASE_PORT", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(command)
+    assert str(exit_info.value.code).startswith("encounters-service: no database is configured: set DATABASE_URL")
