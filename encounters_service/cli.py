@@ -1,4 +1,4 @@
-"""encounters-service serve | migrate {upgrade,rollback,status} | token | relay"""
+"""encounters-service serve | migrate {upgrade,rollback,status} | token | dburl | relay"""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import psycopg
 
 from encounters_service import migrate
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, mint_token
-from encounters_service.embedded import EmbeddedPostgresError, start_local_postgres
+from encounters_service.embedded import URL_FILE, EmbeddedPostgresError, local_database_url, start_local_postgres
 from encounters_service.logs import configure_logging
 from encounters_service.settings import Settings, SettingsError, load_settings
 
@@ -61,7 +61,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
             log.info("migrations applied: %s", ", ".join(applied) or "none pending")
         migrate.require_current(conninfo)
         if settings.embedded:
-            _print_welcome(settings)
+            _print_welcome(settings, conninfo)
         # Each worker process builds its app from the environment (app_from_env).
         os.environ["DATABASE_URL"] = conninfo
         os.environ[RELAY_ENV] = "1" if args.relay else ""
@@ -90,11 +90,13 @@ def http_server(app_factory: str, settings: Settings, *, workers: int) -> Grania
     )
 
 
-def _print_welcome(settings: Settings) -> None:
+def _print_welcome(settings: Settings, conninfo: str) -> None:
     token = mint_token(settings, scopes=[READ_SCOPE, WRITE_SCOPE], claims={"clinician_id": "local-user"})
     base = f"http://{settings.host}:{settings.port}"
     print(
-        f"\nLocal PostgreSQL in {settings.data_dir}; serving on {base}\n"
+        f"\nLocal PostgreSQL in {settings.data_dir}, at {conninfo}\n"
+        f"  (for psql: psql \"$(encounters-service dburl)\"; the URL is also in {settings.data_dir}/{URL_FILE})\n"
+        f"Serving on {base}\n"
         f"A token for local use (read and write, valid 1 hour):\n\n  export TOKEN={token}\n\n"
         f"  curl -H \"Authorization: Bearer $TOKEN\" '{base}/dhos/v2/encounter?patient_id={uuid.uuid4()}'\n",
         flush=True,
@@ -118,6 +120,18 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
                 print(f"pending  {migration_id}")
             for file_name, checksum, applied_at in state.functions:
                 print(f"function {file_name} sha256={checksum[:12]} applied_at={applied_at:%Y-%m-%d %H:%M:%S%z}")
+
+
+def cmd_dburl(args: argparse.Namespace, settings: Settings) -> None:
+    """The service's database URL: the configured one, else the running local server's."""
+    if settings.database_url:
+        print(settings.database_url)
+        return
+    data_dir = args.data_dir or settings.data_dir
+    url = local_database_url(data_dir)
+    if url is None:
+        raise SettingsError(f"no local database is running in {data_dir}: start it with `encounters-service serve` (make run)")
+    print(url)
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> None:
@@ -172,6 +186,10 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--claim", action="append", type=_claim, help="custom claim key=value (repeatable)")
     token.add_argument("--expires-in", type=int, default=3600, help="seconds (default 3600)")
     token.set_defaults(run=cmd_token)
+
+    dburl = commands.add_parser("dburl", help="print the database URL (the local server's while `serve` runs it)")
+    dburl.add_argument("--data-dir", type=Path, help="local PostgreSQL data dir (env ENCOUNTERS_DATA_DIR)")
+    dburl.set_defaults(run=cmd_dburl)
 
     relay = commands.add_parser("relay", help="publish the event outbox to RabbitMQ until stopped (needs DATABASE_URL)")
     relay.set_defaults(run=cmd_relay)

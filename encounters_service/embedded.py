@@ -18,6 +18,10 @@ import psycopg
 log = logging.getLogger(__name__)
 
 DATABASE = "encounters"
+# The local server's port, kept from run to run so that its URL does not change; another one only
+# when this one is taken. 5432 is left to a system PostgreSQL.
+DEFAULT_PORT = 54320
+URL_FILE = "database_url"  # in the data directory: the running local server's URL, for analysts
 SEARCH_ROOTS = (Path("/usr/lib/postgresql"),)
 NOT_FOUND = (
     "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them "
@@ -75,8 +79,9 @@ def find_bindir(search_roots: Iterable[Path] = SEARCH_ROOTS, path: str | None = 
     raise EmbeddedPostgresError(NOT_FOUND)
 
 
-def start_local_postgres(data_dir: Path) -> LocalPostgres:
-    """Start PostgreSQL on data_dir (initialised on first use) on a free port; create the database."""
+def start_local_postgres(data_dir: Path, port: int = DEFAULT_PORT) -> LocalPostgres:
+    """Start PostgreSQL on data_dir (initialised on first use) on `port`, or a free port if it is
+    taken; create the database; write its URL to data_dir/database_url."""
     bindir = find_bindir()
     data_dir = data_dir.resolve()
     pgdata, logfile = data_dir / "pgdata", data_dir / "postgres.log"
@@ -85,8 +90,8 @@ def start_local_postgres(data_dir: Path) -> LocalPostgres:
         _hand_over_to_postgres_user(data_dir)
     if not (pgdata / "PG_VERSION").exists():
         _initdb(bindir, pgdata)
-    pg = LocalPostgres(bindir, pgdata, _free_port())
-    pg.stop()  # a server left running by an earlier run listens on a port we do not know
+    LocalPostgres(bindir, pgdata, port).stop()  # a server left running by an earlier run
+    pg = LocalPostgres(bindir, pgdata, port if _port_is_free(port) else _free_port())
     # TCP only: a unix socket path inside a deep data dir can exceed the 107-byte socket path limit.
     options = f"-p {pg.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
     started = _run(bindir / "pg_ctl", "start", "-w", "-t", "60", "-D", pgdata, "-l", logfile, "-o", options, check=False)
@@ -101,7 +106,21 @@ def start_local_postgres(data_dir: Path) -> LocalPostgres:
     except BaseException:
         pg.stop()
         raise
+    (data_dir / URL_FILE).write_text(pg.conninfo + "\n")
     return pg
+
+
+def local_database_url(data_dir: Path) -> str | None:
+    """The URL of the local server last started on data_dir, if it is running."""
+    url_file = data_dir.resolve() / URL_FILE
+    if not url_file.exists():
+        return None
+    url = url_file.read_text().strip()
+    try:
+        psycopg.connect(url, connect_timeout=2).close()
+    except psycopg.OperationalError:
+        return None
+    return url
 
 
 def _run(program: Path | str, *args: object, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -131,6 +150,15 @@ def _initdb(bindir: Path, pgdata: Path) -> None:
     args = ["-D", pgdata, "--auth=trust", "--username=postgres", "--encoding=UTF8"]
     if _run(bindir / "initdb", *args, "--locale=C.UTF-8", check=False).returncode != 0:
         _run(bindir / "initdb", *args, "--locale=C")  # systems without a C.UTF-8 locale
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _free_port() -> int:

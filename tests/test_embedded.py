@@ -1,12 +1,20 @@
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import port_for
 import psycopg
 import pytest
 
-from encounters_service.embedded import EmbeddedPostgresError, find_bindir, start_local_postgres
+from encounters_service import cli
+from encounters_service.embedded import (
+    EmbeddedPostgresError,
+    find_bindir,
+    local_database_url,
+    start_local_postgres,
+)
 
 
 @pytest.fixture
@@ -35,3 +43,26 @@ def test_data_survives_a_restart(data_dir: Path) -> None:
 def test_missing_binaries_say_how_to_get_them(tmp_path: Path) -> None:
     with pytest.raises(EmbeddedPostgresError, match="apt-get install -y postgresql"):
         find_bindir(search_roots=[tmp_path / "nowhere"], path="")
+
+
+def test_the_local_server_keeps_its_port_and_says_where_it_is(data_dir: Path, capsys) -> None:
+    """Its URL does not change from run to run (`serve` asks for DEFAULT_PORT; another port only
+    when that one is taken), and `encounters-service dburl` prints it while it runs."""
+    port = port_for.select_random()
+    for _ in range(2):
+        with start_local_postgres(data_dir, port) as pg:
+            assert pg.port == port
+            assert (data_dir / "database_url").read_text().strip() == pg.conninfo
+            cli.main(["dburl", "--data-dir", str(data_dir)])
+            assert capsys.readouterr().out.strip() == pg.conninfo
+    with pytest.raises(SystemExit, match="no local database is running"):
+        cli.main(["dburl", "--data-dir", str(data_dir)])
+
+
+def test_a_taken_port_falls_back_to_a_free_one(data_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        with start_local_postgres(data_dir, port) as pg:
+            assert pg.port != port
+            assert local_database_url(data_dir) == pg.conninfo
