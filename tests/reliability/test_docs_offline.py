@@ -64,7 +64,6 @@ def test_the_docs_page_lists_every_route_with_no_network(live_server, page):
     dom = rendered_dom(live_server + page)
     shown = {html.unescape(path) for path in re.findall(r'class="opblock-summary-path" data-path="([^"]+)"', dom)}
     assert shown == set(OPENAPI["paths"]), f"routes on the page: {sorted(shown)}\n{dom[:3000]}"
-    assert "Encounters service" in dom  # the document's title, as Swagger UI shows it
     assert time.monotonic() - started < 30
 
 
