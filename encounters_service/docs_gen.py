@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -59,7 +60,8 @@ _FOREIGN_KEYS = """
 SELECT c.relname, p.relname,
        (SELECT string_agg(a.attname, ', ' ORDER BY k.ord) FROM unnest(f.conkey) WITH ORDINALITY AS k (attnum, ord)
         JOIN pg_attribute AS a ON a.attrelid = f.conrelid AND a.attnum = k.attnum),
-       (SELECT bool_and(a.attnotnull) FROM pg_attribute AS a WHERE a.attrelid = f.conrelid AND a.attnum = ANY (f.conkey)),
+       (SELECT bool_and(a.attnotnull) FROM pg_attribute AS a
+        WHERE a.attrelid = f.conrelid AND a.attnum = ANY (f.conkey)),
        EXISTS (SELECT FROM pg_index i WHERE i.indrelid = f.conrelid AND i.indisunique AND i.indpred IS NULL
                AND i.indkey::int2[] @> f.conkey AND i.indkey::int2[] <@ f.conkey)
 FROM pg_constraint AS f
@@ -98,8 +100,8 @@ def schema_markdown(conninfo: str) -> str:
         columns = conn.execute(_COLUMNS, {"schema": SCHEMA}).fetchall()
         foreign_keys = conn.execute(_FOREIGN_KEYS, {"schema": SCHEMA}).fetchall()
         unique = conn.execute(_UNIQUE, {"schema": SCHEMA}).fetchall()
-    tables: dict[str, list[tuple]] = defaultdict(list)
-    comments = {}
+    tables: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    comments: dict[str, str | None] = {}
     for table, *column, table_comment in columns:
         tables[table].append(tuple(column))
         comments[table] = table_comment
@@ -120,19 +122,19 @@ def schema_markdown(conninfo: str) -> str:
     for table, rows in tables.items():
         lines.append(f"    {table} {{")
         for name, sql_type, _, pk, fk, uk, _ in rows:
-            keys = ", ".join(key for key, on in (("PK", pk), ("FK", fk), ("UK", uk)) if on)
-            lines.append(f"        {_mermaid_type(sql_type)} {name}{' ' + keys if keys else ''}")
+            keys = ", ".join(_keys(pk, fk, uk))
+            lines.append(f"        {_mermaid_type(sql_type)} {name} {keys}".rstrip())
         lines.append("    }")
     for child, parent, fk_columns, not_null, one_child in foreign_keys:
-        lines.append(f'    {parent} {"||" if not_null else "|o"}--{"o|" if one_child else "o{"} {child} : "{fk_columns}"')
+        parent_end, child_end = "||" if not_null else "|o", "o|" if one_child else "o{"
+        lines.append(f'    {parent} {parent_end}--{child_end} {child} : "{fk_columns}"')
     lines += ["```", ""]
 
     for table, rows in tables.items():
-        lines += [f"## {table}", "", _one_line(comments[table]), "", "| column | type | nullable | key | meaning |"]
-        lines.append("| --- | --- | --- | --- | --- |")
+        lines += [f"## {table}", "", _one_line(comments[table]) or "(no comment)", ""]
+        lines += ["| column | type | nullable | key | meaning |", "| --- | --- | --- | --- | --- |"]
         for name, sql_type, not_null, pk, fk, uk, comment in rows:
-            keys = " ".join(key for key, on in (("PK", pk), ("FK", fk), ("UK", uk)) if on)
-            cells = [f"`{name}`", sql_type, "" if not_null else "yes", keys, _one_line(comment)]
+            cells = [f"`{name}`", sql_type, "" if not_null else "yes", " ".join(_keys(pk, fk, uk)), _one_line(comment)]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
 
@@ -140,6 +142,10 @@ def schema_markdown(conninfo: str) -> str:
     for table, index, definition, comment in unique:
         lines.append(f"| {table} | `{index}` | `{definition}` | {_one_line(comment)} |")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _keys(pk: bool, fk: bool, uk: bool) -> list[str]:
+    return [key for key, on in (("PK", pk), ("FK", fk), ("UK", uk)) if on]
 
 
 def _mermaid_type(sql_type: str) -> str:
@@ -165,7 +171,9 @@ def migrated_database_markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m encounters_service.docs_gen", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m encounters_service.docs_gen", description="Write docs/openapi.json or docs/schema.md."
+    )
     parser.add_argument("document", choices=["openapi", "schema"])
     args = parser.parse_args(argv)
     path, text = (

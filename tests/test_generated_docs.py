@@ -43,7 +43,8 @@ def test_the_diagram_shows_every_table_column_and_foreign_key(template_conninfo)
         ).fetchall()
         foreign_keys = conn.execute(
             "SELECT p.relname, c.relname, array_to_string(array_agg(a.attname ORDER BY k.ord), ', ')"
-            " FROM pg_constraint AS f JOIN pg_class AS c ON c.oid = f.conrelid JOIN pg_class AS p ON p.oid = f.confrelid"
+            " FROM pg_constraint AS f JOIN pg_class AS c ON c.oid = f.conrelid"
+            " JOIN pg_class AS p ON p.oid = f.confrelid"
             " CROSS JOIN unnest(f.conkey) WITH ORDINALITY AS k (attnum, ord)"
             " JOIN pg_attribute AS a ON a.attrelid = f.conrelid AND a.attnum = k.attnum"
             " WHERE f.contype = 'f' AND c.relnamespace = %s::regnamespace GROUP BY f.oid, p.relname, c.relname",
