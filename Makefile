@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test migrate status token bench clean
+.PHONY: help run test migrate status token bench openapi schema-diagram docs clean
+.DEFAULT_GOAL := help
+
+help:  ## this list: each target and what it does
+	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +35,13 @@ bench: $(BIN)/.installed  ## service vs SQL floor at 5k and 1M encounters (READM
 		|| { echo "make bench needs wrk: apt-get install -y wrk (Debian/Ubuntu), brew install wrk (macOS)"; exit 1; }
 	$(BIN)/python bench/bench.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
-clean:
+openapi: $(BIN)/.installed  ## write docs/openapi.json, the OpenAPI document the service serves (no database needed)
+	$(BIN)/python -m encounters_service.docs_gen openapi
+
+schema-diagram: $(BIN)/.installed  ## redraw docs/schema.md (Mermaid ER diagram) from a throwaway database built by the migrations
+	$(BIN)/python -m encounters_service.docs_gen schema
+
+docs: openapi schema-diagram  ## both generated documents: docs/openapi.json and docs/schema.md
+
+clean:  ## remove .venv and the local database (.encounters-data)
 	rm -rf $(VENV) .encounters-data

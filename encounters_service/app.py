@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from encounters_service.api import ROUTES, development
 from encounters_service.api.common import check_request
+from encounters_service.api.docs_assets import render_plugins
 from encounters_service.auth import Authenticator
 from encounters_service.db import Database, make_pool
 from encounters_service.errors import EXCEPTION_HANDLERS
@@ -57,6 +58,7 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
             components=Components(
                 security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
             ),
+            render_plugins=render_plugins(),
         ),
         debug=False,
     )
