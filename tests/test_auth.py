@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import jwt
 import pytest
+from litestar.datastructures import Headers
 
 from encounters_service import auth
 from encounters_service.auth import (
@@ -209,7 +210,7 @@ def test_require_allows(caller, scope, claim):
 
 def test_caller_from_request_uses_app_authenticator():
     request = SimpleNamespace(
-        headers={"authorization": bearer(hs_token())},
+        headers=Headers({"authorization": bearer(hs_token())}),
         app=SimpleNamespace(state=SimpleNamespace(authenticator=HS)),
     )
     assert caller_from_request(request).id == "clin-1"
