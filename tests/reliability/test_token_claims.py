@@ -20,11 +20,9 @@ import httpx
 import jwt
 import pytest
 
-from encounters_service.app import create_app
 from encounters_service.auth import ID_CLAIMS, READ_SCOPE, WRITE_SCOPE
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body, snapshot
-from tests.conftest import served_in_thread
-from tests.helpers import hs_payload
+from tests.helpers import SERVICE_ENV, Service, auth, hs_payload
 from tests.reliability.test_token_matrix import (  # noqa: F401 (arranged and matrix_client are fixtures)
     EVERY_CLAIM,
     GOOD,
@@ -215,11 +213,17 @@ def test_two_authorization_headers_are_401_on_every_route(matrix_client, arrange
     assert snapshot(db) == before
 
 
-def test_two_authorization_headers_are_401_over_a_real_socket(fresh_database):
-    """The server, not only the test client, keeps both headers apart for the app to refuse."""
-    with served_in_thread(create_app(SETTINGS, fresh_database)) as base_url, httpx.Client(base_url=base_url) as http:
-        url = f"{ENCOUNTERS}?patient_id={create_body()['patient_uuid']}"
-        assert http.get(url, headers=GOOD).status_code == 200
-        for pair in TWO_HEADERS.values():
-            answer = http.get(url, headers=two_authorizations(pair))
-            assert (answer.status_code, answer.json()) == (401, {"message": "more than one Authorization header"})
+def test_two_authorization_headers_are_401_from_the_served_service(fresh_database):
+    """The server `serve` runs, not only the test client, keeps both headers for the app to refuse."""
+    service = Service.start({**SERVICE_ENV, "DATABASE_URL": fresh_database, "WEB_CONCURRENCY": "1"})
+    try:
+        service.wait_until_running()
+        url = f"{service.base_url}{ENCOUNTERS}?patient_id={create_body()['patient_uuid']}"
+        good = auth(READ_SCOPE)
+        with httpx.Client() as http:
+            assert http.get(url, headers=good).status_code == 200
+            for pair in [[good, good], [good, {"Authorization": "Bearer not.a.jwt"}]]:
+                answer = http.get(url, headers=two_authorizations(pair))
+                assert (answer.status_code, answer.json()) == (401, {"message": "more than one Authorization header"})
+    finally:
+        service.stop()
