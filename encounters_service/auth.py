@@ -262,7 +262,8 @@ def _caller(payload: Mapping[str, Any], metadata_claim: str) -> Caller:
 
 
 def require(caller: Caller, scope: str, *, claim: str | None = None) -> None:
-    """Raise a 403 AuthError unless the caller has `scope` (and, if given, a truthy `claim`)."""
+    """Raise a 403 AuthError unless the caller has `scope` (and, if given, `claim`: one the Caller
+    keeps, an id claim that is a non-empty string or can_edit_ews that is true)."""
     if scope not in caller.scopes:
         raise AuthError.forbidden(f"missing scope '{scope}'")
     if claim is not None and not caller.claims.get(claim):

@@ -4,8 +4,8 @@ its real log output; and through the formatters for what the service logs beside
 (an exception's text).
 
 - the path is logged with space, "%" and every non-printable or non-ASCII character percent-encoded
-  (a newline, NUL, ESC, an undecodable character never appear raw), so the plain request line "METHOD PATH STATUS DURATION request_id=ID"
-  splits into exactly those fields;
+  (a newline, NUL, ESC, an undecodable character never appear raw), so that the plain request
+  line "METHOD PATH STATUS DURATION request_id=ID" splits into exactly those fields;
 - every other message has its control characters escaped, and an exception's traceback follows on
   indented lines, so that in the plain and colour formats only a record's first line starts at the
   margin;

@@ -59,7 +59,8 @@ def sized_token(size: int, expires_in: int = 600) -> str:
 def sized_tokens(size: int, count: int, expires_in: int = 600) -> Iterator[str]:
     """`count` distinct valid tokens of one length (`size` or `size + 1`): one token's claims with
     the caller id changed (same length), re-signed."""
-    payload = jwt.decode(sized_token(size, expires_in), SETTINGS.hs_key, algorithms=["HS512"], audience=SETTINGS.audience)
+    token = sized_token(size, expires_in)
+    payload = jwt.decode(token, SETTINGS.hs_key, algorithms=["HS512"], audience=SETTINGS.audience)
     for n in range(count):
         payload["metadata"]["clinician_id"] = f"clin-{n:06d}"
         yield jwt.encode(payload, SETTINGS.hs_key, algorithm="HS512")
@@ -147,7 +148,8 @@ def test_a_token_over_the_size_limit_is_401_before_any_decoding(monkeypatch):
         token = one_token(size)
         with pytest.raises(AuthError) as refused:
             authenticator.authenticate(bearer(token))
-        assert (refused.value.status_code, refused.value.message) == (401, f"token is longer than {MAX_TOKEN_BYTES} bytes")
+        refusal = (refused.value.status_code, refused.value.message)
+        assert refusal == (401, f"token is longer than {MAX_TOKEN_BYTES} bytes")
 
 
 def test_an_oversize_token_is_401_on_every_route(matrix_client, arranged):

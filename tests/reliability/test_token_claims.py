@@ -165,7 +165,8 @@ def test_a_caller_id_that_postgresql_text_cannot_store_is_401_on_every_route(mat
         headers = with_metadata({**others, **EVERY_CLAIM, claim: value})
         answers = [r.send(matrix_client, arranged, headers) for r in ROUTES]
         assert [a.status_code for a in answers] == [401] * len(ROUTES), name
-        assert {a.json()["message"] for a in answers} == {f"token claim '{claim}' holds characters that cannot be stored"}
+        messages = {a.json()["message"] for a in answers}
+        assert messages == {f"token claim '{claim}' holds characters that cannot be stored"}
     assert snapshot(db) == before
 
 
