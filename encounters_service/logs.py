@@ -115,8 +115,8 @@ def _new_request_id() -> str:
 
 
 def request_logging(app: ASGIApp) -> ASGIApp:
-    """ASGI middleware: a request id (kept from the caller's header or made), echoed in the
-    response header and written in one log line per request with status and duration."""
+    """ASGI middleware: a request id (the caller's X-Request-ID if it is plain, else a new one),
+    echoed in the response header and written in one log line per request with status and duration."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
