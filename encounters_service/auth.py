@@ -5,7 +5,9 @@ The core is framework-independent; `caller_from_request` is the only Litestar gl
 
 from __future__ import annotations
 
+import math
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -20,14 +22,23 @@ if TYPE_CHECKING:
 
 READ_SCOPE = "read:send_encounter"
 WRITE_SCOPE = "write:send_encounter"
+SCOPES = frozenset({READ_SCOPE, WRITE_SCOPE})
 ID_CLAIMS = ("patient_id", "device_id", "clinician_id", "system_id")
+TIME_CLAIMS = ("exp", "nbf", "iat")
 LEEWAY_SECONDS = 5
+# A token longer than this is refused before any decoding (the tokens callers send are 0.5-2 KB).
+MAX_TOKEN_BYTES = 16 * 1024
 # Verified tokens are remembered (a platform service sends the same token with every request, and
-# verifying it was a quarter of the service's CPU per request): up to VERIFIED_TOKENS of them, each
-# until it expires or for VERIFIED_FOR_SECONDS at most, so that a key removed from the JWKS
-# document stops being accepted within that time. Refused tokens are not remembered.
+# verifying it was a quarter of the service's CPU per request): up to VERIFIED_TOKENS of them and
+# VERIFIED_BYTES of token text, oldest out first, each until it expires or for VERIFIED_FOR_SECONDS
+# at most, so that a key removed from the JWKS document stops being accepted within that time.
+# Refused tokens and tokens over CACHED_TOKEN_BYTES are not remembered (a remembered caller keeps
+# only what the service reads of its token, so an entry costs about its token's length).
 VERIFIED_TOKENS = 1024
+VERIFIED_BYTES = 1024 * 1024
+CACHED_TOKEN_BYTES = 4 * 1024
 VERIFIED_FOR_SECONDS = 60
+TWO_HEADERS = "more than one Authorization header"
 _CLAIM_MESSAGES = {"system_id": "this route is only for system callers (claim 'system_id')"}
 
 # First match wins, so subclasses come before their bases.
@@ -61,22 +72,65 @@ class AuthError(Exception):
         return cls(403, message)
 
 
-def _present(claims: Mapping[str, Any], name: str) -> str | None:
+class ClaimTypeError(jwt.DecodeError):
+    """A registered time claim that is not a JSON number."""
+
+    def __init__(self, claim: str) -> None:
+        super().__init__(f"token claim '{claim}' must be a number")
+
+
+class _PyJWT(jwt.PyJWT):
+    """PyJWT, but a time claim must be a JSON number: PyJWT itself takes anything int() takes
+    (a numeric string, true), and the cache's expiry arithmetic then failed."""
+
+    def _decode_payload(self, decoded: dict[str, Any]) -> dict[str, Any]:  # PyJWT's documented hook
+        payload = super()._decode_payload(decoded)
+        for claim in TIME_CLAIMS:
+            if claim in payload and not _is_number(payload[claim]):
+                raise ClaimTypeError(claim)
+        return payload
+
+
+_JWT = _PyJWT()
+
+
+def _is_number(value: object) -> bool:
+    # Not bool (an int to Python, not a number to JSON); not NaN/Infinity, which json reads but JSON lacks.
+    return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
+def _id(claims: Mapping[str, Any], name: str) -> str | None:
+    """The claim as a caller id: only a non-empty string counts (SPEC "Additions"); one that
+    PostgreSQL text cannot hold (NUL, a lone surrogate) refuses the token."""
     value = claims.get(name)
-    return None if value is None or value == "" else str(value)
+    if not isinstance(value, str) or not value:
+        return None
+    if "\x00" in value or not _encodable(value):
+        raise AuthError.unauthorized(f"token claim '{name}' holds characters that cannot be stored")
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
 class Caller:
     id: str
     scopes: frozenset[str]
+    # What the service reads of the custom claims: the ids that count, and can_edit_ews if true.
     claims: Mapping[str, Any]
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any], scopes: frozenset[str]) -> Caller:
-        found = (_present(claims, name) for name in ID_CLAIMS)
-        caller_id = next((value for value in found if value is not None), "unknown")
-        return cls(id=caller_id, scopes=scopes, claims=MappingProxyType(dict(claims)))
+        ids = {name: value for name in ID_CLAIMS if (value := _id(claims, name)) is not None}
+        kept = ids | ({"can_edit_ews": True} if claims.get("can_edit_ews") is True else {})
+        caller_id = next(iter(ids.values()), "unknown")
+        return cls(id=caller_id, scopes=scopes & SCOPES, claims=MappingProxyType(kept))
 
     @property
     def can_edit_ews(self) -> bool:
@@ -84,7 +138,7 @@ class Caller:
 
     @property
     def system_id(self) -> str | None:
-        return _present(self.claims, "system_id")
+        return self.claims.get("system_id")
 
     @property
     def is_system(self) -> bool:
@@ -106,27 +160,46 @@ class Authenticator:
         if jwks_client is None and settings.jwks_url:
             jwks_client = jwt.PyJWKClient(settings.jwks_url, cache_keys=True)
         self._jwks = jwks_client
-        self._verified: dict[str, tuple[Caller, float]] = {}  # token → (caller, remembered until)
+        # token → (caller, remembered until), oldest first (an OrderedDict: popping a plain dict's
+        # first entry over and over costs more each time, until it is resized).
+        self._verified: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
+        self._verified_bytes = 0
 
     def authenticate(self, authorization: str | None) -> Caller:
         token = _bearer_token(authorization)
         now = time.time()
-        caller, until = self._verified.get(token, (None, 0.0))
-        if caller is not None and now < until:
-            return caller
+        self._forget_expired(now)
+        remembered = self._verified.get(token)
+        if remembered is not None and now < remembered[1]:
+            return remembered[0]
         try:
             payload, metadata_claim = self._decode(token)
         except jwt.PyJWTError as error:
             raise AuthError.unauthorized(_reason(error)) from None
         caller = _caller(payload, metadata_claim)
-        self._remember(token, caller, min(now + VERIFIED_FOR_SECONDS, payload["exp"] + LEEWAY_SECONDS))
+        self._remember(token, caller, now, min(now + VERIFIED_FOR_SECONDS, payload["exp"] + LEEWAY_SECONDS))
         return caller
 
-    def _remember(self, token: str, caller: Caller, until: float) -> None:
-        self._verified.pop(token, None)
-        if len(self._verified) >= VERIFIED_TOKENS:
-            del self._verified[next(iter(self._verified))]  # the longest remembered
+    def _remember(self, token: str, caller: Caller, now: float, until: float) -> None:
+        self._forget(token)
+        if len(token) > CACHED_TOKEN_BYTES:
+            return
         self._verified[token] = (caller, until)
+        self._verified_bytes += len(token)
+        while len(self._verified) > VERIFIED_TOKENS or self._verified_bytes > VERIFIED_BYTES:
+            self._forget(next(iter(self._verified)))  # the longest remembered
+
+    def _forget_expired(self, now: float) -> None:
+        """The oldest entries, while they have expired. Entries are kept in the order they were
+        remembered, each for VERIFIED_FOR_SECONDS at most, so each is gone at most that long after
+        it was remembered (and an expired one is never used meanwhile)."""
+        verified = self._verified
+        while verified and next(iter(verified.values()))[1] <= now:
+            self._forget(next(iter(verified)))
+
+    def _forget(self, token: str) -> None:
+        if self._verified.pop(token, None) is not None:
+            self._verified_bytes -= len(token)
 
     def _decode(self, token: str) -> tuple[dict[str, Any], str]:
         s = self.settings
@@ -144,7 +217,7 @@ class Authenticator:
 def _verify(
     token: str, key: Any, algorithms: list[str], issuer: str | None, audience: str | None
 ) -> dict[str, Any]:
-    return jwt.decode(
+    return _JWT.decode(
         token,
         key,
         algorithms=algorithms,
@@ -158,12 +231,18 @@ def _verify(
 def _reason(error: jwt.PyJWTError) -> str:
     if isinstance(error, jwt.MissingRequiredClaimError):
         return f"token has no '{error.claim}' claim"
+    if isinstance(error, ClaimTypeError):
+        return str(error)
     return next((text for kind, text in _REASONS if isinstance(error, kind)), "invalid token")
 
 
 def _bearer_token(authorization: str | None) -> str:
     if not authorization:
         raise AuthError.unauthorized("missing Authorization header")
+    if len(authorization) > MAX_TOKEN_BYTES + len("Bearer "):
+        raise AuthError.unauthorized(f"token is longer than {MAX_TOKEN_BYTES} bytes")
+    if "," in authorization:  # repeated header lines joined (RFC 9110 5.3): a JWT holds no comma
+        raise AuthError.unauthorized(TWO_HEADERS)
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
@@ -178,11 +257,13 @@ def _caller(payload: Mapping[str, Any], metadata_claim: str) -> Caller:
     scope = payload.get("scope", "")
     if not isinstance(scope, str):
         raise AuthError.unauthorized("token claim 'scope' must be a space-separated string")
-    return Caller.from_claims(claims, frozenset(scope.split()))
+    # ASCII spaces only (SPEC): "a\u00a0b" or "a\tb" is one scope, which the service does not know.
+    return Caller.from_claims(claims, frozenset(scope.split(" ")))
 
 
 def require(caller: Caller, scope: str, *, claim: str | None = None) -> None:
-    """Raise a 403 AuthError unless the caller has `scope` (and, if given, a truthy `claim`)."""
+    """Raise a 403 AuthError unless the caller has `scope` (and, if given, `claim`: one the Caller
+    keeps, an id claim that is a non-empty string or can_edit_ews that is true)."""
     if scope not in caller.scopes:
         raise AuthError.forbidden(f"missing scope '{scope}'")
     if claim is not None and not caller.claims.get(claim):
@@ -213,4 +294,7 @@ def mint_token(
 def caller_from_request(request: Request[Any, Any, Any]) -> Caller:
     """Litestar glue: authenticate with the Authenticator kept at `app.state.authenticator`."""
     authenticator: Authenticator = request.app.state.authenticator
-    return authenticator.authenticate(request.headers.get("authorization"))
+    authorizations = request.headers.getall("authorization", [])
+    if len(authorizations) > 1:
+        raise AuthError.unauthorized(TWO_HEADERS)
+    return authenticator.authenticate(authorizations[0] if authorizations else None)

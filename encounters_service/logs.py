@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
+import string
 import sys
 import time
+from urllib.parse import quote
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,6 +18,30 @@ _LEVELS = {"ERROR": logging.ERROR, "WARN": logging.WARNING, "INFO": logging.INFO
 _COLOURS = {"DEBUG": "\033[36m", "INFO": "\033[32m", "WARNING": "\033[33m", "ERROR": "\033[31m", "CRITICAL": "\033[41m"}
 _RESET = "\033[0m"
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# What must not reach a text log raw: control characters (C0, DEL, C1), line and paragraph
+# separators, bidirectional overrides (they reorder what a terminal shows) and lone surrogates
+# (not encodable: the handler would print an error instead of the record).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# A request id from the caller is kept only if it is this plain; else the service makes one.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+# What a logged path keeps as it is besides letters and digits: printable ASCII but space and "%".
+_PATH_SAFE = string.punctuation.replace("%", "")
+
+
+def escape(text: str) -> str:
+    """`text` with the characters of _UNSAFE written as Python escapes (\\n, \\x1b, \\u2028)."""
+    if text.isprintable():  # a fast test (C, no regex) that no character of _UNSAFE is there
+        return text
+    return _UNSAFE.sub(lambda found: ascii(found.group())[1:-1], text)
+
+
+def loggable_path(path: str) -> str:
+    """The request path with space, "%" and every non-printable or non-ASCII character
+    percent-encoded (UTF-8), so that the request line splits into its fields however the path
+    was written, and each logged path stands for one path."""
+    if path.isascii() and path.isprintable() and " " not in path and "%" not in path:
+        return path
+    return quote(path, safe=_PATH_SAFE, errors="surrogatepass")
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,7 +58,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class ColourFormatter(logging.Formatter):
+class TextFormatter(logging.Formatter):
+    """The plain format, one record per line at the margin: the message's unsafe characters are
+    escaped, and an exception's traceback (whose text may hold a caller's input) follows on
+    lines indented by four spaces, each escaped too."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, exc_info) -> str:
+        return _indented(super().formatException(exc_info))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(stack_info)
+
+
+def _indented(text: str) -> str:
+    return "\n".join(f"    {escape(line)}" for line in text.splitlines())
+
+
+class ColourFormatter(TextFormatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         colour = _COLOURS.get(record.levelname, "")
@@ -42,7 +89,7 @@ def configure_logging(level: str, log_format: str) -> None:
     formatter = {
         "json": JsonFormatter(),
         "colour": ColourFormatter(_TEXT_FORMAT),
-        "plain": logging.Formatter(_TEXT_FORMAT),
+        "plain": TextFormatter(_TEXT_FORMAT),
     }[log_format]
     # No format here uses the caller's file and line, thread or process: skip collecting them
     # for every record (the logging HOWTO's "Optimization"; a tenth of the request line's cost).
@@ -68,15 +115,15 @@ def _new_request_id() -> str:
 
 
 def request_logging(app: ASGIApp) -> ASGIApp:
-    """ASGI middleware: a request id (kept from the caller's header or made), echoed in the
-    response header and written in one log line per request with status and duration."""
+    """ASGI middleware: a request id (the caller's X-Request-ID if it is plain, else a new one),
+    echoed in the response header and written in one log line per request with status and duration."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = given if 0 < len(given) <= 64 and given.isprintable() else _new_request_id()
+        given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"")
+        request_id = given.decode() if _REQUEST_ID.fullmatch(given) else _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
@@ -93,8 +140,8 @@ def request_logging(app: ASGIApp) -> ASGIApp:
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
             fields = {
-                "method": scope["method"],
-                "path": scope["path"],
+                "method": escape(scope["method"]),
+                "path": loggable_path(scope["path"]),
                 "status": status,
                 "duration_ms": round(elapsed_ms, 2),
                 "request_id": request_id,

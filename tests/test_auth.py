@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import jwt
 import pytest
+from litestar.datastructures import Headers
 
 from encounters_service import auth
 from encounters_service.auth import (
@@ -71,6 +72,11 @@ def test_missing_scope_claim_means_no_scopes():
     assert HS.authenticate(bearer(hs_token(scope=None))).scopes == frozenset()
 
 
+def test_scopes_split_on_ascii_spaces_and_only_the_services_own_are_kept():
+    scope = f" openid {READ_SCOPE}  profile\t{WRITE_SCOPE}"
+    assert HS.authenticate(bearer(hs_token(scope=scope))).scopes == {READ_SCOPE}
+
+
 @pytest.mark.parametrize(
     ("claims", "expected_id"),
     [
@@ -79,6 +85,8 @@ def test_missing_scope_claim_means_no_scopes():
         ({"system_id": "s", "clinician_id": "c"}, "c"),
         ({"system_id": "s"}, "s"),
         ({"patient_id": "", "device_id": None, "system_id": "s"}, "s"),
+        ({"patient_id": False, "device_id": 0, "clinician_id": {"a": 1}, "system_id": "s"}, "s"),
+        ({"patient_id": ["p"], "system_id": True}, "unknown"),
         ({"other": "x"}, "unknown"),
     ],
 )
@@ -88,7 +96,11 @@ def test_caller_id_precedence(claims, expected_id):
 
 @pytest.mark.parametrize(
     ("claims", "can_edit_ews", "system_id"),
-    [({"can_edit_ews": "true", "system_id": ""}, False, None), ({"can_edit_ews": False}, False, None)],
+    [
+        ({"can_edit_ews": "true", "system_id": ""}, False, None),
+        ({"can_edit_ews": False}, False, None),
+        ({"can_edit_ews": 1, "system_id": 1}, False, None),
+    ],
 )
 def test_caller_flags_need_real_values(claims, can_edit_ews, system_id):
     caller = Caller.from_claims(claims, frozenset())
@@ -120,6 +132,8 @@ def expect_401(authenticator: Authenticator, header: str | None, reason: str) ->
         pytest.param("Bearer", "must be 'Bearer <token>'", id="bearer-without-token"),
         pytest.param("Bearer a b", "must be 'Bearer <token>'", id="two-tokens"),
         pytest.param("Bearer not-a-jwt", "malformed token", id="garbage"),
+        pytest.param("Bearer a.b.c, Bearer d.e.f", "more than one Authorization header", id="joined-headers"),
+        pytest.param("Bearer " + "a" * 16385, "token is longer than 16384 bytes", id="oversize"),
     ],
 )
 def test_unusable_header_is_401(header, reason):
@@ -149,6 +163,10 @@ RS_CLAIM = JWKS_SETTINGS.jwks_metadata_claim
         pytest.param(WITH_JWKS, rs_token(exp=NOW - 60), "token has expired", id="rs256-expired"),
         pytest.param(HS, hs_token(nbf=NOW + 600), "token is not yet valid", id="nbf-in-future"),
         pytest.param(HS, hs_token(exp=None), "token has no 'exp' claim", id="no-exp"),
+        pytest.param(HS, hs_token(exp=str(NOW + 600)), "token claim 'exp' must be a number", id="exp-numeric-string"),
+        pytest.param(HS, hs_token(iat=True), "token claim 'iat' must be a number", id="iat-true"),
+        pytest.param(WITH_JWKS, rs_token(nbf=[NOW]), "token claim 'nbf' must be a number", id="rs256-nbf-list"),
+        pytest.param(HS, hs_token(metadata={"device_id": "d\x00"}), "cannot be stored", id="id-with-nul"),
         pytest.param(HS, hs_token(iss="http://elsewhere/"), "invalid token issuer", id="wrong-issuer"),
         pytest.param(HS, hs_token(aud="someone-else"), "invalid token audience", id="wrong-audience"),
         pytest.param(WITH_JWKS, rs_token(iss=SETTINGS.hs_issuer), "invalid token issuer", id="rs256-wrong-issuer"),
@@ -209,7 +227,7 @@ def test_require_allows(caller, scope, claim):
 
 def test_caller_from_request_uses_app_authenticator():
     request = SimpleNamespace(
-        headers={"authorization": bearer(hs_token())},
+        headers=Headers({"authorization": bearer(hs_token())}),
         app=SimpleNamespace(state=SimpleNamespace(authenticator=HS)),
     )
     assert caller_from_request(request).id == "clin-1"
