@@ -54,6 +54,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from encounters_service.app import RELAY_ENV
 
     settings = settings.with_overrides(host=args.host, port=args.port, data_dir=args.data_dir)
+    if warning := settings.weak_key_warning:
+        log.warning(warning)
     with ExitStack() as stack:
         conninfo = _database(settings, stack)
         if settings.should_migrate_on_start:
@@ -91,8 +93,12 @@ def http_server(app_factory: str, settings: Settings, *, workers: int) -> Grania
 
 
 def _print_welcome(settings: Settings, conninfo: str) -> None:
-    token = mint_token(settings, scopes=[READ_SCOPE, WRITE_SCOPE], claims={"clinician_id": "local-user"})
     base = f"http://{settings.host}:{settings.port}"
+    if settings.log_format == "json":  # every line of the output is a JSON record, and no token is logged
+        fields = {"database_url": conninfo, "url": base}
+        log.info("local database ready; `encounters-service token` mints a token for local use", extra={"fields": fields})
+        return
+    token = mint_token(settings, scopes=[READ_SCOPE, WRITE_SCOPE], claims={"clinician_id": "local-user"})
     print(
         f"\nLocal PostgreSQL in {settings.data_dir}, at {conninfo}\n"
         f"  (for psql: psql \"$(encounters-service dburl)\"; the URL is also in {settings.data_dir}/{URL_FILE})\n"

@@ -1,4 +1,4 @@
-"""Logging set-up (LOG_LEVEL, LOG_FORMAT=colour|plain|json) and the one-line-per-request log."""
+"""Logging set-up (LOG_LEVEL, LOG_FORMAT=colour|color|plain|json) and the one-line-per-request log."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import re
 import string
 import sys
 import time
+import warnings
 from urllib.parse import quote
+
+from jwt.warnings import InsecureKeyLengthWarning
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,7 +47,14 @@ def loggable_path(path: str) -> str:
     return quote(path, safe=_PATH_SAFE, errors="surrogatepass")
 
 
-class JsonFormatter(logging.Formatter):
+class UtcTimes(logging.Formatter):
+    """Record times in ISO 8601 UTC with milliseconds: 2026-12-01T06:47:11.822Z."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
+
+class JsonFormatter(UtcTimes):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": self.formatTime(record),
@@ -58,7 +68,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(UtcTimes):
     """The plain format, one record per line at the margin: the message's unsafe characters are
     escaped, and an exception's traceback (whose text may hold a caller's input) follows on
     lines indented by four spaces, each escaped too."""
@@ -100,9 +110,16 @@ def configure_logging(level: str, log_format: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[level])
-    # The request line below replaces the servers' own access logs.
+    # The request line below replaces the servers' own access logs; yoyo's line per migration
+    # step (91 on a first start) is detail: `migrate` logs what it applied.
     for noisy in ("uvicorn.access", "granian.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("yoyo").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    # Python warnings become log records in the chosen format (a raw warning on stderr would
+    # break a JSON log). PyJWT warns about a short HMAC key on every token it signs or checks;
+    # the service says it once, at start (settings.weak_key_warning).
+    logging.captureWarnings(True)
+    warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
 
 
 request_log = logging.getLogger("encounters_service.requests")

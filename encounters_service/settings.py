@@ -15,6 +15,7 @@ MIGRATIONS_DIR = REPO_ROOT / "migrations"
 LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG")
 LOG_FORMATS = ("colour", "plain", "json")
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}  # the hash's length: the shortest safe key
 DATABASE_PARTS = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_NAME")
 
 
@@ -69,6 +70,20 @@ class Settings:
         return self.hs_audience or self.hs_issuer
 
     @property
+    def weak_key_warning(self) -> str | None:
+        """What is wrong with HS_KEY for the HMAC algorithms allowed, if anything (RFC 7518 3.2:
+        a key at least as long as the hash), for `serve` to say once at start."""
+        wanted = max(HMAC_KEY_BYTES[name] for name in self.hs_algorithms)
+        if self.hs_key == Settings.hs_key:
+            return (
+                "HS_KEY is not set: tokens are signed and checked with the built-in local key, which is fit "
+                f"for local use only; set HS_KEY to a random value of at least {wanted} bytes in every deployment"
+            )
+        if len(self.hs_key.encode()) < wanted:
+            return f"HS_KEY is {len(self.hs_key.encode())} bytes; {', '.join(self.hs_algorithms)} want at least {wanted}"
+        return None
+
+    @property
     def embedded(self) -> bool:
         return self.database_url is None
 
@@ -117,7 +132,7 @@ def _positive(env: Mapping[str, str], name: str, default: float, kind: type = fl
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     raw = env.get(name) or default
-    value = "WARN" if raw.upper() == "WARNING" else raw
+    value = {"WARNING": "WARN", "COLOR": "colour"}.get(raw.upper(), raw)
     for choice in choices:
         if value.lower() == choice.lower():
             return choice

@@ -83,3 +83,15 @@ def test_settings_are_frozen_and_overrides_skip_unset_values():
 def test_version_build_and_hash_from_the_environment():
     settings = load_settings({"BUILD_NUMBER": "77", "GIT_HASH": "abc123"})
     assert (settings.build_number, settings.git_hash) == ("77", "abc123")
+
+
+def test_log_format_takes_color_as_well_as_colour():
+    assert load_settings({"LOG_FORMAT": "color"}).log_format == "colour"
+    assert load_settings({"LOG_FORMAT": "COLOUR"}).log_format == "colour"
+
+
+def test_a_default_or_short_hs_key_is_named_once_at_start():
+    assert "HS_KEY is not set" in load_settings({}).weak_key_warning
+    assert load_settings({"HS_KEY": "k" * 63}).weak_key_warning == "HS_KEY is 63 bytes; HS256, HS384, HS512 want at least 64"
+    assert load_settings({"HS_KEY": "k" * 32, "HS_ALGORITHMS": "HS256"}).weak_key_warning is None
+    assert load_settings({"HS_KEY": "k" * 64}).weak_key_warning is None
