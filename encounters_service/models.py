@@ -17,7 +17,8 @@ import msgspec
 from litestar.exceptions import ValidationException
 from msgspec import UNSET, UnsetType
 
-AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+from encounters_service.instants import AwareDatetime, in_utc
+
 Spo2Scale = Annotated[int, msgspec.Meta(ge=1, le=2)]
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 Text = Annotated[str, msgspec.Meta(pattern=NO_NUL)]
@@ -27,7 +28,14 @@ EprId = Annotated[str, msgspec.Meta(pattern=NO_NUL, max_length=255)]
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
-    """A request body: unknown fields are refused."""
+    """A request body: unknown fields are refused; datetimes are kept in UTC, within the range of
+    instants.in_utc (msgspec turns its ValueError into a ValidationError at the Struct's path)."""
+
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if isinstance(value, datetime):
+                setattr(self, name, in_utc(name, value))
 
 
 class LocationVisit(Body):
