@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 from litestar import Request, Response
+from litestar.datastructures import MultiDict
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import BaseRouteHandler
 
@@ -69,10 +70,18 @@ def _declares_body(request: Request) -> bool:
     return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
+def _refuse_repeated_query_parameters(params: MultiDict) -> None:
+    """A parameter given twice is a 400, not "last one wins" (SPEC: a repeated query parameter → 400)."""
+    repeated = sorted(name for name in params if len(params.getall(name)) > 1)
+    if repeated:
+        raise ValidationException(f"query parameter(s) given more than once: {', '.join(map(repr, repeated))}")
+
+
 async def check_request(request: Request) -> None:
     """Before every handler: authenticate the caller and check what the route requires (401/403,
     the caller kept on the request); then refuse a query string over MAX_QUERY_BYTES (414), unknown
-    query parameters, query values PostgreSQL text cannot hold (NUL), and a JSON body on a GET (400)."""
+    or repeated query parameters, query values PostgreSQL text cannot hold (NUL), and a JSON body on
+    a GET (400)."""
     handler = request.route_handler
     requirement = handler.opt.get(REQUIRES)
     if requirement is not None:
@@ -84,10 +93,12 @@ async def check_request(request: Request) -> None:
     if len(query_string) > MAX_QUERY_BYTES:
         raise HTTPException(status_code=414, detail=f"the query string is longer than {MAX_QUERY_BYTES} bytes")
     if query_string and not handler.opt.get(IGNORE_UNKNOWN_QUERY):
-        unknown = sorted(set(request.query_params) - _query_names(handler))
+        params = request.query_params  # a new MultiDict on every access
+        unknown = sorted(set(params) - _query_names(handler))
         if unknown:
             raise ValidationException(f"unknown query parameter(s): {', '.join(unknown)}")
-        for name, value in request.query_params.multi_items():
+        _refuse_repeated_query_parameters(params)
+        for name, value in params.multi_items():
             if "\x00" in value:
                 raise ValidationException(f"query parameter '{name}' must not contain NUL characters")
     if request.method == "GET" and _declares_body(request) and await request.body():
