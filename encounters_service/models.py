@@ -9,11 +9,13 @@ to UNSET, which msgspec leaves out when encoding: the SQL functions then see "ab
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
+import msgspec.inspect
 from litestar.exceptions import ValidationException
 from msgspec import UNSET, UnsetType
 
@@ -32,10 +34,19 @@ class Body(msgspec.Struct, forbid_unknown_fields=True):
     instants.in_utc (msgspec turns its ValueError into a ValidationError at the Struct's path)."""
 
     def __post_init__(self) -> None:
-        for name in self.__struct_fields__:
+        for name in _datetime_fields(type(self)):
             value = getattr(self, name)
             if isinstance(value, datetime):
                 setattr(self, name, in_utc(name, value))
+
+
+@functools.cache
+def _datetime_fields(body: type[Body]) -> tuple[str, ...]:
+    def may_hold_datetime(kind: msgspec.inspect.Type) -> bool:
+        members = kind.types if isinstance(kind, msgspec.inspect.UnionType) else (kind,)
+        return any(isinstance(member, msgspec.inspect.DateTimeType) for member in members)
+
+    return tuple(field.name for field in msgspec.inspect.type_info(body).fields if may_hold_datetime(field.type))
 
 
 class LocationVisit(Body):

@@ -23,8 +23,10 @@ _PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 def instant(name: str, text: str) -> datetime:
     """The instant (in UTC) of an RFC 3339 datetime with an offset; anything else is a 400 naming the parameter."""
+    if " " in text:
+        text = _UNENCODED_PLUS.sub(r"\1+\2", text)
     try:
-        return instants.parse(name, _UNENCODED_PLUS.sub(r"\1+\2", text))
+        return instants.parse(name, text)
     except ValueError as error:
         raise ValidationException(str(error)) from None
 
