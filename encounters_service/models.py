@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar, get_args, get_type_hints
 from uuid import UUID
 
 import msgspec
-import msgspec.inspect
 from litestar.exceptions import ValidationException
 from msgspec import UNSET, UnsetType
 
@@ -42,11 +41,9 @@ class Body(msgspec.Struct, forbid_unknown_fields=True):
 
 @functools.cache
 def _datetime_fields(body: type[Body]) -> tuple[str, ...]:
-    def may_hold_datetime(kind: msgspec.inspect.Type) -> bool:
-        members = kind.types if isinstance(kind, msgspec.inspect.UnionType) else (kind,)
-        return any(isinstance(member, msgspec.inspect.DateTimeType) for member in members)
-
-    return tuple(field.name for field in msgspec.inspect.type_info(body).fields if may_hold_datetime(field.type))
+    """The fields of a body that may hold a datetime: those typed AwareDatetime (possibly | None)."""
+    hints = get_type_hints(body, include_extras=True)
+    return tuple(name for name in body.__struct_fields__ if AwareDatetime in (hints[name], *get_args(hints[name])))
 
 
 class LocationVisit(Body):

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from uuid import uuid4
 
+import msgspec
+import msgspec.inspect
 import psycopg
 import pytest
 from litestar.testing import TestClient
@@ -23,6 +25,7 @@ from litestar.testing import TestClient
 from encounters_service.app import create_app
 from encounters_service.db import connect_sync
 from encounters_service.instants import LATEST
+from encounters_service.models import Body
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body, encounter_url, snapshot
 from tests.conftest import template_clone
 from tests.helpers import TEST_SETTINGS
@@ -179,6 +182,34 @@ BODY_FIELDS = {
     "update deleted_at": ("deleted_at", _update("deleted_at")),
     "score system history changed_time": ("changed_time", _update_score_system_history),
 }
+
+
+def _holds_datetime(kind: msgspec.inspect.Type) -> bool:
+    if isinstance(kind, msgspec.inspect.Metadata):
+        return _holds_datetime(kind.type)
+    if isinstance(kind, msgspec.inspect.UnionType):
+        return any(map(_holds_datetime, kind.types))
+    return isinstance(kind, msgspec.inspect.DateTimeType)
+
+
+def test_every_datetime_field_of_every_body_is_tried():
+    fields = {
+        (body.__name__, field.name)
+        for body in Body.__subclasses__()
+        for field in msgspec.inspect.type_info(body).fields
+        if _holds_datetime(field.type)
+    }
+    assert fields == {
+        ("EncounterCreate", "admitted_at"),
+        ("EncounterCreate", "discharged_at"),
+        ("EncounterCreate", "deleted_at"),
+        ("LocationVisit", "arrived_at"),
+        ("LocationVisit", "departed_at"),
+        ("EncounterUpdate", "admitted_at"),
+        ("EncounterUpdate", "discharged_at"),
+        ("EncounterUpdate", "deleted_at"),
+        ("ScoreSystemHistoryUpdate", "changed_time"),
+    }, "a datetime field that BODY_FIELDS does not try"
 
 
 @pytest.mark.parametrize(("text", "instant"), ACCEPTED.items())

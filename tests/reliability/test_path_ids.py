@@ -80,7 +80,8 @@ BODIES = {
     ("DELETE", "/dhos/v1/encounter/{encounter_id}"): {"child_of_encounter_uuid": str(uuid4())},
     ("PATCH", "/dhos/v1/score_system_history/{history_id}"): {"changed_time": "2018-01-01T00:00:00.000Z"},
     ("POST", "/dhos/v1/encounter/merge"): {
-        name: str(uuid4()) for name in ("child_record_uuid", "parent_record_uuid", "parent_patient_uuid", "message_uuid")
+        name: str(uuid4())
+        for name in ("child_record_uuid", "parent_record_uuid", "parent_patient_uuid", "message_uuid")
     },
 }
 OPERATIONS = [(method.upper(), path) for path, item in OPENAPI["paths"].items() for method in item]
