@@ -94,6 +94,12 @@ MALFORMED = [
     "-0001-01-01T00:00:00Z",
     "+2018-01-01T00:00:00Z",
     "２０１８-01-01T00:00:00Z",  # fullwidth digits
+    "20180101",  # dates other than YYYY-MM-DD: refused by modified_since too
+    "2018-W01-1",
+    "2018-001",
+    "2018-1-1",
+    " 2018-01-01",
+    "2018-01-01T",
 ]
 REFUSED = OUT_OF_RANGE + MALFORMED
 RANGE = "between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z"
