@@ -9,15 +9,17 @@ to UNSET, which msgspec leaves out when encoding: the SQL functions then see "ab
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar, get_args, get_type_hints
 from uuid import UUID
 
 import msgspec
 from litestar.exceptions import ValidationException
 from msgspec import UNSET, UnsetType
 
-AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+from encounters_service.instants import AwareDatetime, in_utc
+
 Spo2Scale = Annotated[int, msgspec.Meta(ge=1, le=2)]
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 Text = Annotated[str, msgspec.Meta(pattern=NO_NUL)]
@@ -27,7 +29,21 @@ EprId = Annotated[str, msgspec.Meta(pattern=NO_NUL, max_length=255)]
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
-    """A request body: unknown fields are refused."""
+    """A request body: unknown fields are refused; datetimes are kept in UTC, within the range of
+    instants.in_utc (msgspec turns its ValueError into a ValidationError at the Struct's path)."""
+
+    def __post_init__(self) -> None:
+        for name in _datetime_fields(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, datetime):
+                setattr(self, name, in_utc(name, value))
+
+
+@functools.cache
+def _datetime_fields(body: type[Body]) -> tuple[str, ...]:
+    """The fields of a body that may hold a datetime: those typed AwareDatetime (possibly | None)."""
+    hints = get_type_hints(body, include_extras=True)
+    return tuple(name for name in body.__struct_fields__ if AwareDatetime in (hints[name], *get_args(hints[name])))
 
 
 class LocationVisit(Body):

@@ -1,7 +1,7 @@
 """Strict parsing of the query-string values that Litestar cannot type for us: instants and dates.
 
-Instants are ISO 8601 with an offset (`2018-01-01T00:00:00Z`, `…T01:00:00.123+01:00`). A `+` that
-reached us as a space (an unencoded `+` in a query string) is read back as `+`.
+Instants follow the grammar and range of request bodies (instants.py), with one rule of query
+strings: a `+` that reached us as a space (an unencoded `+01:00`) is read back as `+`.
 """
 
 from __future__ import annotations
@@ -11,30 +11,32 @@ from datetime import date, datetime, time, timezone
 
 from litestar.exceptions import ValidationException
 
+from encounters_service import instants
+
 # Sentinels of the query files' `open_as_of timestamptz` parameter (psql variables cannot be null).
 OPEN_NOW = "infinity"  # open as of infinity: not discharged at all
 OPEN_OR_DISCHARGED = "-infinity"  # open as of -infinity: every encounter that is not deleted
 
-_UNENCODED_PLUS = re.compile(r"(T[\d:.,]+) (\d{2}(?::?\d{2})?)$")
+_UNENCODED_PLUS = re.compile(r"(:[0-9]{2}(?:\.[0-9]+)?) ([0-9]{2}:?[0-9]{2})$")
+_PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def instant(name: str, text: str) -> datetime:
-    """An ISO 8601 datetime with an offset; anything else is a 400 naming the parameter."""
+    """The instant (in UTC) of an RFC 3339 datetime with an offset; anything else is a 400 naming the parameter."""
+    if " " in text:
+        text = _UNENCODED_PLUS.sub(r"\1+\2", text)
     try:
-        value = datetime.fromisoformat(_UNENCODED_PLUS.sub(r"\1+\2", text.strip()))
-    except ValueError:
-        raise ValidationException(
-            f"{name} must be an ISO 8601 datetime with an offset, e.g. 2018-01-01T00:00:00.000Z (got {text!r})"
-        ) from None
-    if value.tzinfo is None:
-        raise ValidationException(f"{name} must include an offset, e.g. Z or +01:00 (got {text!r})")
-    return value
+        return instants.parse(name, text)
+    except ValueError as error:
+        raise ValidationException(str(error)) from None
 
 
 def instant_or_date(name: str, text: str) -> datetime:
-    """An instant as in `instant`, or a plain date meaning midnight UTC of that day."""
-    try:
-        day = date.fromisoformat(text.strip())
-    except ValueError:
+    """An instant as in `instant`, or a plain date (YYYY-MM-DD) meaning midnight UTC of that day."""
+    if not _PLAIN_DATE.fullmatch(text):
         return instant(name, text)
-    return datetime.combine(day, time(), tzinfo=timezone.utc)
+    try:
+        return datetime.combine(date.fromisoformat(text), time(), tzinfo=timezone.utc)
+    except ValueError:
+        message = f"{name} must be a date (YYYY-MM-DD) or an instant, {instants.EXAMPLE} (got {text!r})"
+        raise ValidationException(message) from None

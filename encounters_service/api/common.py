@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import re
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.datastructures import MultiDict
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.handlers import BaseRouteHandler
 
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, Caller, caller_from_request, require
@@ -62,6 +64,36 @@ def _path_parameter_names(handler: BaseRouteHandler) -> set[str]:
     return names
 
 
+# The raw bytes of a request's path (before percent-decoding and Litestar's normalisation, which
+# drops empty segments and a trailing slash) must spell its route's template: literal segments as
+# written, uuid parameters as canonical UUIDs in any case (Python's UUID() also takes urn:uuid:,
+# braces, no dashes, dashes anywhere). A compiled pattern per template, made on its first request.
+_PARAMETER = re.compile(r"\{(\w+):(\w+)\}")
+_SEGMENT = {"uuid": rb"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}", "path": rb".*"}
+_route_spellings: dict[str, re.Pattern[bytes]] = {}
+
+
+def _route_spelling(template: str, handler: BaseRouteHandler) -> re.Pattern[bytes]:
+    types = dict(_PARAMETER.findall(" ".join(handler.paths)))
+    segments = [
+        _SEGMENT.get(types.get(part[1:-1], ""), rb"[^/]+") if part.startswith("{") else re.escape(part.encode())
+        for part in template.split("/")
+    ]
+    return re.compile(b"/".join(segments) + rb"(?:\?|\Z)")  # a test client's raw_path may carry the query
+
+
+def _refuse_non_canonical_path(request: Request) -> None:
+    """404 unless the path is spelled exactly as its route (SPEC: a path id that is not a UUID → 404)."""
+    scope = request.scope
+    template = scope["path_template"]
+    spelling = _route_spellings.get(template)
+    if spelling is None:
+        spelling = _route_spellings[template] = _route_spelling(template, request.route_handler)
+    raw_path = scope.get("raw_path") or scope["path"].encode()  # raw_path is optional in ASGI
+    if not spelling.match(raw_path):
+        raise NotFoundException("no such route: spell the path as documented, ids as canonical UUIDs (8-4-4-4-12 hex)")
+
+
 def _declares_body(request: Request) -> bool:
     """Whether the headers announce a body (RFC 9112 6.3). Reading the body of every GET to find
     it empty took a round trip to the server's I/O thread: about a fifth of a get by id."""
@@ -69,10 +101,20 @@ def _declares_body(request: Request) -> bool:
     return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
+def _refuse_repeated_query_parameters(params: MultiDict) -> None:
+    """A parameter given twice is a 400, not "last one wins" (SPEC: a repeated query parameter → 400)."""
+    if len(params) == len(set(params)):  # len() counts every value, set() each name once
+        return
+    repeated = sorted(name for name in params if len(params.getall(name)) > 1)
+    raise ValidationException(f"query parameter(s) given more than once: {', '.join(map(repr, repeated))}")
+
+
 async def check_request(request: Request) -> None:
     """Before every handler: authenticate the caller and check what the route requires (401/403,
     the caller kept on the request); then refuse a query string over MAX_QUERY_BYTES (414), unknown
-    query parameters, query values PostgreSQL text cannot hold (NUL), and a JSON body on a GET (400)."""
+    or repeated query parameters, query values PostgreSQL text cannot hold (NUL), and a JSON body on
+    a GET (400). First of all, a path not spelled as its route is a 404, as an unknown path is."""
+    _refuse_non_canonical_path(request)
     handler = request.route_handler
     requirement = handler.opt.get(REQUIRES)
     if requirement is not None:
@@ -84,10 +126,12 @@ async def check_request(request: Request) -> None:
     if len(query_string) > MAX_QUERY_BYTES:
         raise HTTPException(status_code=414, detail=f"the query string is longer than {MAX_QUERY_BYTES} bytes")
     if query_string and not handler.opt.get(IGNORE_UNKNOWN_QUERY):
-        unknown = sorted(set(request.query_params) - _query_names(handler))
+        params = request.query_params  # a new MultiDict on every access
+        unknown = sorted(set(params) - _query_names(handler))
         if unknown:
             raise ValidationException(f"unknown query parameter(s): {', '.join(unknown)}")
-        for name, value in request.query_params.multi_items():
+        _refuse_repeated_query_parameters(params)
+        for name, value in params.multi_items():
             if "\x00" in value:
                 raise ValidationException(f"query parameter '{name}' must not contain NUL characters")
     if request.method == "GET" and _declares_body(request) and await request.body():

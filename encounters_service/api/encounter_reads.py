@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 
 from encounters_service.api.common import BEARER, READ, database, json_response
 from encounters_service.api.openapi import documented
+from encounters_service.instants import DATETIME_RULES
 from encounters_service.models import (
     MAX_LIST_ITEMS,
     NO_NUL,
@@ -34,14 +35,14 @@ UuidList = Annotated[
 OpenAsOf = Annotated[
     str | None,
     QueryParameter(
-        description="ISO 8601 datetime with an offset, e.g. 2018-01-01T00:00:00.000Z",
+        description=f"RFC 3339 datetime with an offset, {DATETIME_RULES}",
         schema_extra={"format": "date-time"},
     ),
 ]
 ModifiedSince = Annotated[
     str,
     QueryParameter(
-        description="a date (midnight UTC) or an ISO 8601 datetime with an offset",
+        description=f"a date YYYY-MM-DD (midnight UTC) or an RFC 3339 datetime with an offset, {DATETIME_RULES}",
         schema_extra={"any_of": [{"format": "date"}, {"format": "date-time"}]},
     ),
 ]
