@@ -18,6 +18,7 @@ from encounters_service.auth import Authenticator
 from encounters_service.db import Database, make_pool
 from encounters_service.errors import EXCEPTION_HANDLERS
 from encounters_service.logs import configure_logging, request_logging
+from encounters_service.metrics import instrument, pool_sampling
 from encounters_service.relay import Relay, relay_in_background
 from encounters_service.settings import Settings, load_settings
 
@@ -40,6 +41,8 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
             await pool.close()
 
     lifespans = [lifespan]
+    if settings.metrics_enabled:
+        lifespans.append(lambda _app: pool_sampling(pool))
     if relay:
         lifespans.append(lambda _app: relay_in_background(Relay(settings, conninfo)))
 
@@ -60,6 +63,9 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
         ),
         debug=False,
     )
+    # Outside the router, so that unknown routes (404) and wrong methods (405) are counted too.
+    if settings.metrics_enabled:
+        app.asgi_handler = instrument(app.asgi_handler)
     # Outermost, so that unknown routes (404) and wrong methods (405) are logged too.
     app.asgi_handler = request_logging(app.asgi_handler)
     return app

@@ -57,6 +57,8 @@ class Settings:
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 5.0  # safety net; the relay normally wakes on NOTIFY
     outbox_retention_hours: float = 168.0  # published messages are deleted after this
+    metrics_enabled: bool = True  # GET /metrics and the per-request counting
+    relay_metrics_port: int | None = None  # `encounters-service relay` serves its metrics on it
 
     @property
     def audience(self) -> str:
@@ -186,6 +188,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         relay_batch_size=_positive(env, "RELAY_BATCH_SIZE", Settings.relay_batch_size, int),
         relay_poll_interval_s=_positive(env, "RELAY_POLL_INTERVAL_SECONDS", Settings.relay_poll_interval_s),
         outbox_retention_hours=_positive(env, "OUTBOX_RETENTION_HOURS", Settings.outbox_retention_hours),
+        metrics_enabled=_flag(env, "METRICS_ENABLED") is not False,
+        relay_metrics_port=_positive(env, "RELAY_METRICS_PORT", 0, int) or None,
     )
 
 
