@@ -18,7 +18,7 @@ from encounters_service.auth import Authenticator
 from encounters_service.db import Database, make_pool
 from encounters_service.errors import EXCEPTION_HANDLERS
 from encounters_service.logs import configure_logging, request_logging
-from encounters_service.metrics import instrument, pool_sampling
+from encounters_service.metrics import instrument, publishing
 from encounters_service.relay import Relay, relay_in_background
 from encounters_service.settings import Settings, load_settings
 
@@ -42,7 +42,7 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
 
     lifespans = [lifespan]
     if settings.metrics_enabled:
-        lifespans.append(lambda _app: pool_sampling(pool))
+        lifespans.append(lambda _app: publishing(pool))
     if relay:
         lifespans.append(lambda _app: relay_in_background(Relay(settings, conninfo)))
 

@@ -16,15 +16,23 @@ import asyncio
 import glob
 import os
 import time
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
-from typing import Any
 
 import msgspec
 import psycopg
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -34,7 +42,7 @@ from encounters_service.db import Database
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MULTIPROCESS_DIR = os.environ.get(MULTIPROCESS_DIR_ENV)  # read at import, as prometheus_client does
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-POOL_SAMPLE_INTERVAL_S = 1.0
+PUBLISH_INTERVAL_S = 1.0
 # From a get by id (0.5 ms) to the census (30 ms) and the statement timeout (5 s).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Label values come from bounded sets only: a route template, never a raw path.
@@ -42,8 +50,12 @@ UNMATCHED = "unmatched"  # the route of a request that matched none (404, 405)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_METHOD = "OTHER"
 
+disable_created_metrics()  # no `_created` series beside each counter (multiprocess mode has none either)
+
 REQUESTS = Counter(
-    "encounters_http_requests", "HTTP requests answered, by route template, method and status", ["route", "method", "status"]
+    "encounters_http_requests",
+    "HTTP requests answered, by route template, method and status",
+    ["route", "method", "status"],
 )
 LATENCY = Histogram(
     "encounters_http_request_duration_seconds",
@@ -56,19 +68,22 @@ UNAVAILABLE = Counter(
     "503 answers by cause: statement_timeout, database_unavailable, pool_timeout (no connection in time)",
     ["cause"],
 )
-# Sampled from psycopg_pool's get_stats() in every worker; summed over the workers alive.
+# From psycopg_pool's get_stats() in every worker, once a second; summed over the workers alive.
 POOL_GAUGES = {
-    "pool_size": Gauge("encounters_db_pool_connections", "Open database connections, busy or idle", multiprocess_mode="livesum"),
-    "pool_available": Gauge("encounters_db_pool_idle", "Idle database connections in the pools", multiprocess_mode="livesum"),
-    "requests_waiting": Gauge(
-        "encounters_db_pool_waiting", "Requests waiting for a database connection", multiprocess_mode="livesum"
-    ),
-    "pool_max": Gauge("encounters_db_pool_max", "Connections the pools may open at most", multiprocess_mode="livesum"),
+    stat: Gauge(name, documentation, multiprocess_mode="livesum")
+    for stat, name, documentation in (
+        ("pool_size", "encounters_db_pool_connections", "Open database connections, busy or idle"),
+        ("pool_available", "encounters_db_pool_idle", "Idle database connections"),
+        ("requests_waiting", "encounters_db_pool_waiting", "Requests waiting for a database connection"),
+        ("pool_max", "encounters_db_pool_max", "Connections the pools may open at most"),
+    )
 }
 # Their own registry, so that `encounters-service relay` (RELAY_METRICS_PORT) serves these alone.
 RELAY_REGISTRY = CollectorRegistry()
 RELAY_PUBLISHED = Counter(
-    "encounters_relay_published", "Outbox messages published: confirmed by the broker and marked", registry=RELAY_REGISTRY
+    "encounters_relay_published",
+    "Outbox messages published: confirmed by the broker and marked",
+    registry=RELAY_REGISTRY,
 )
 RELAY_FAILURES = Counter(
     "encounters_relay_failures",
@@ -82,17 +97,45 @@ RELAY_RECONNECTS = Counter(
 )
 
 
+class _Tally:
+    """This process's requests since the last publish(), in plain dicts. prometheus_client's own
+    calls cost 2-7 µs each (a lock; in multiprocess mode also a getpid() and a write to the
+    mapped file), three per request; adding to a dict costs a fraction of a microsecond, and the
+    totals go to prometheus_client once a second and before each scrape (bench/metrics_overhead.py)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, int], int] = {}
+        self.latency: dict[tuple[str, str], list[float]] = {}  # [sum, count per bucket…, count above the last]
+
+    def add(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        latency = self.latency.get((route, method))
+        if latency is None:
+            latency = self.latency[route, method] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        latency[0] += seconds
+        latency[1 + bisect_left(LATENCY_BUCKETS, seconds)] += 1  # the first bucket whose bound >= seconds
+
+    def publish(self) -> None:
+        requests, self.requests = self.requests, {}
+        latency, self.latency = self.latency, {}
+        for (route, method, status), count in requests.items():
+            REQUESTS.labels(route, method, str(status)).inc(count)
+        for (route, method), (total, *counts) in latency.items():
+            # Many observations at once: prometheus_client has no public call for it.
+            child = LATENCY.labels(route, method)
+            child._sum.inc(total)
+            for bucket, count in zip(child._buckets, counts):
+                if count:
+                    bucket.inc(count)
+
+
+_TALLY = _Tally()
+
+
 def instrument(app: ASGIApp) -> ASGIApp:
     """ASGI middleware: count and time each HTTP request by route template, method and status."""
-    series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # the labelled children, looked up once
-
-    def observe(route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
-        children = series.get(key)
-        if children is None:
-            children = series[key] = (REQUESTS.labels(route, method, str(status)), LATENCY.labels(route, method))
-        children[0].inc()
-        children[1].observe(seconds)
+    add = _TALLY.add
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,7 +155,7 @@ def instrument(app: ASGIApp) -> ASGIApp:
         finally:
             method = scope["method"]
             # Litestar puts the matched route's template (path parameters as {name}) in the scope.
-            observe(
+            add(
                 scope.get("path_template") or UNMATCHED,
                 method if method in METHODS else OTHER_METHOD,
                 status,
@@ -122,29 +165,32 @@ def instrument(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def sample_pool(pool: AsyncConnectionPool) -> None:
+def publish(pool: AsyncConnectionPool) -> None:
+    """This process's numbers to prometheus_client: the requests tallied, the pool's state now."""
+    _TALLY.publish()
     stats = pool.get_stats()
     for key, gauge in POOL_GAUGES.items():
         gauge.set(stats.get(key, 0))
 
 
 @asynccontextmanager
-async def pool_sampling(pool: AsyncConnectionPool) -> AsyncIterator[None]:
-    """Sample the pool's gauges every POOL_SAMPLE_INTERVAL_S for the duration of the block (an app
-    lifespan): cheaper than on every request, and every worker's numbers are there for a scrape."""
+async def publishing(pool: AsyncConnectionPool) -> AsyncIterator[None]:
+    """publish() every PUBLISH_INTERVAL_S for the duration of the block (an app lifespan), and at
+    its end: a scrape, whichever worker answers it, shows every worker's numbers of a second ago."""
 
-    async def keep_sampling() -> None:
+    async def keep_publishing() -> None:
         while True:
-            sample_pool(pool)
-            await asyncio.sleep(POOL_SAMPLE_INTERVAL_S)
+            publish(pool)
+            await asyncio.sleep(PUBLISH_INTERVAL_S)
 
-    task = asyncio.create_task(keep_sampling(), name="pool metrics")
+    task = asyncio.create_task(keep_publishing(), name="metrics")
     try:
         yield
     finally:
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
+        publish(pool)
 
 
 class _Collected:
@@ -160,7 +206,7 @@ class _Collected:
 async def _outbox_families(db: Database) -> list[Metric]:
     """The outbox backlog, from the database as /healthcheck reads it; `encounters_database_up` 0
     (and no outbox numbers) when the database does not answer, so that the scrape still succeeds."""
-    up = GaugeMetricFamily("encounters_database_up", "1 if the database answered this scrape's outbox query, else 0")
+    up = GaugeMetricFamily("encounters_database_up", "1 if the database answered this scrape's query, else 0")
     try:
         health = msgspec.json.decode(await db.value("admin.healthcheck"))
     except (psycopg.Error, PoolTimeout):
@@ -192,7 +238,7 @@ def _forget_dead_processes(directory: str) -> None:
 
 async def scrape(db: Database) -> bytes:
     """The text exposition of every metric, this process's and (multiprocess mode) the others'."""
-    sample_pool(db.pool)
+    publish(db.pool)
     collected = _Collected(await _outbox_families(db))
     if MULTIPROCESS_DIR:
         _forget_dead_processes(MULTIPROCESS_DIR)
