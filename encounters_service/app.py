@@ -63,8 +63,7 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
         ),
         debug=False,
     )
-    # Outside the router, so that unknown routes (404) and wrong methods (405) are counted too.
-    if settings.metrics_enabled:
+    if settings.metrics_enabled:  # outside the router too: 404 and 405 are counted
         app.asgi_handler = instrument(app.asgi_handler)
     # Outermost, so that unknown routes (404) and wrong methods (405) are logged too.
     app.asgi_handler = request_logging(app.asgi_handler)

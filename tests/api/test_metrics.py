@@ -12,14 +12,18 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 from litestar.testing import TestClient
+from prometheus_client import REGISTRY
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 from encounters_service.app import create_app
 from encounters_service.db import APPLICATION_NAME
-from tests.conftest import server_conninfo
+from encounters_service.metrics import _Tally
+from encounters_service.settings import SettingsError, load_settings
 from tests.api.test_encounter_writes import ENCOUNTERS, create, encounter_url, new_uuid
+from tests.conftest import server_conninfo
 from tests.helpers import SERVICE_ENV, TEST_SETTINGS, Service, auth
 
 ENCOUNTER_ROUTE = "/dhos/v1/encounter/{encounter_id}"
@@ -37,7 +41,7 @@ def parse(text: str) -> Samples:
 def scrape(client) -> Samples:
     response = client.get("/metrics")
     assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain; version=")
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     return parse(response.text)
 
 
@@ -83,10 +87,6 @@ def test_requests_are_counted_by_route_template_method_and_status(client):
 
 
 def test_latencies_land_in_the_buckets_prometheus_would_put_them_in():
-    from prometheus_client import REGISTRY
-
-    from encounters_service.metrics import _Tally
-
     tally = _Tally()  # the per-process tally behind the middleware, published as the app does
     durations = (0.0005, 0.001, 0.003, 20.0)  # a bucket holds what is <= its bound
     for seconds in durations:
@@ -165,8 +165,6 @@ def test_a_scrape_answers_while_the_database_does_not(fresh_database, pg_server)
 
 
 def test_metrics_enabled_false_answers_404_and_counts_nothing(fresh_database):
-    from prometheus_client import REGISTRY
-
     settings = dataclasses.replace(TEST_SETTINGS, metrics_enabled=False)
     labels = {"route": "/running", "method": "GET", "status": "200"}
     before = REGISTRY.get_sample_value("encounters_http_requests_total", labels) or 0
@@ -175,6 +173,15 @@ def test_metrics_enabled_false_answers_404_and_counts_nothing(fresh_database):
         response = client.get("/metrics")
     assert response.status_code == 404 and "message" in response.json()
     assert (REGISTRY.get_sample_value("encounters_http_requests_total", labels) or 0) == before
+
+
+def test_the_settings_that_restrict_metrics():
+    assert (load_settings({}).metrics_enabled, load_settings({}).relay_metrics_port) == (True, None)
+    assert load_settings({"METRICS_ENABLED": "false", "RELAY_METRICS_PORT": "9187"}).metrics_enabled is False
+    assert load_settings({"RELAY_METRICS_PORT": "9187"}).relay_metrics_port == 9187
+    for bad in ({"METRICS_ENABLED": "maybe"}, {"RELAY_METRICS_PORT": "-1"}, {"RELAY_METRICS_PORT": "http"}):
+        with pytest.raises(SettingsError, match=next(iter(bad))):
+            load_settings(bad)
 
 
 def _children(pid: int) -> set[int]:
