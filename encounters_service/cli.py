@@ -49,9 +49,12 @@ def _metrics_directory(stack: ExitStack) -> None:
     a scrape counts this run only. Before anything imports prometheus_client: it reads it at import."""
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     directory = Path(given or stack.enter_context(tempfile.TemporaryDirectory(prefix="encounters-metrics-")))
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    except OSError as error:
+        raise SettingsError(f"PROMETHEUS_MULTIPROC_DIR: {error}") from None
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 

@@ -8,6 +8,10 @@ files in PROMETHEUS_MULTIPROC_DIR, and the worker that answers a scrape reads an
 or creates that directory before anything imports prometheus_client, which chooses where values
 live at import. Any other process (the tests' in-process app, `encounters-service relay`) keeps its
 numbers in memory.
+
+A request only adds to this process's tally (plain dicts, one event loop per process); the tally
+goes to prometheus_client once a second and before each scrape, so a scrape may show the other
+workers' requests of the last second a second later.
 """
 
 from __future__ import annotations

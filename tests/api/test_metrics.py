@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
+from encounters_service import cli
 from encounters_service.app import create_app
 from encounters_service.db import APPLICATION_NAME
 from encounters_service.metrics import _Tally
@@ -182,6 +183,14 @@ def test_the_settings_that_restrict_metrics():
     for bad in ({"METRICS_ENABLED": "maybe"}, {"RELAY_METRICS_PORT": "-1"}, {"RELAY_METRICS_PORT": "http"}):
         with pytest.raises(SettingsError, match=next(iter(bad))):
             load_settings(bad)
+
+
+def test_serve_refuses_a_metrics_directory_it_cannot_use_in_one_line(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "a-file" / "metrics"))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve"])
+    assert str(exit_info.value.code).startswith("encounters-service: PROMETHEUS_MULTIPROC_DIR: ")
 
 
 def _children(pid: int) -> set[int]:
