@@ -19,6 +19,7 @@ from encounters_service.auth import Authenticator
 from encounters_service.db import Database, make_pool
 from encounters_service.errors import EXCEPTION_HANDLERS
 from encounters_service.logs import configure_logging, request_logging
+from encounters_service.metrics import instrument, publishing
 from encounters_service.relay import Relay, relay_in_background
 from encounters_service.settings import Settings, load_settings
 
@@ -41,6 +42,8 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
             await pool.close()
 
     lifespans = [lifespan]
+    if settings.metrics_enabled:
+        lifespans.append(lambda _app: publishing(pool))
     if relay:
         lifespans.append(lambda _app: relay_in_background(Relay(settings, conninfo)))
 
@@ -62,6 +65,8 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
         ),
         debug=False,
     )
+    if settings.metrics_enabled:  # outside the router too: 404 and 405 are counted
+        app.asgi_handler = instrument(app.asgi_handler)
     # Outermost, so that unknown routes (404) and wrong methods (405) are logged too.
     app.asgi_handler = request_logging(app.asgi_handler)
     return app

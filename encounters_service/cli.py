@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
@@ -50,13 +51,29 @@ def _claim(text: str) -> tuple[str, object]:
         return key, raw
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    from encounters_service.app import RELAY_ENV
+def _metrics_directory(stack: ExitStack) -> None:
+    """PROMETHEUS_MULTIPROC_DIR for the server's workers (encounters_service/metrics.py): as given
+    (a directory of this service's own), else a temporary one removed on exit; emptied first, so that
+    a scrape counts this run only. Before anything imports prometheus_client: it reads it at import."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = Path(given or stack.enter_context(tempfile.TemporaryDirectory(prefix="encounters-metrics-")))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    except OSError as error:
+        raise SettingsError(f"PROMETHEUS_MULTIPROC_DIR: {error}") from None
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     settings = settings.with_overrides(host=args.host, port=args.port, data_dir=args.data_dir)
     if warning := settings.weak_key_warning:
         log.warning(warning)
     with ExitStack() as stack:
+        _metrics_directory(stack)
+        from encounters_service.app import RELAY_ENV
+
         conninfo = _database(settings, stack)
         if settings.should_migrate_on_start:
             applied = migrate.upgrade(conninfo)
@@ -156,6 +173,12 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> None:
             "with the local database, run `encounters-service serve --relay` instead"
         )
     migrate.require_current(settings.database_url)
+    if settings.relay_metrics_port:
+        from prometheus_client import start_http_server
+
+        from encounters_service.metrics import RELAY_REGISTRY
+
+        start_http_server(settings.relay_metrics_port, addr=settings.host, registry=RELAY_REGISTRY)
     asyncio.run(run_until_signalled(settings, settings.database_url))
 
 

@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from psycopg_pool import PoolTimeout
 
 from encounters_service.auth import AuthError
+from encounters_service.metrics import UNAVAILABLE as UNAVAILABLE_ANSWERS
 
 log = logging.getLogger("encounters_service.errors")
 
@@ -83,9 +84,11 @@ def handle_database_error(request: Request, exc: psycopg.Error) -> Response:
         return handle_unexpected(request, exc)
     if state == "57014":
         log.warning("statement timeout")
+        UNAVAILABLE_ANSWERS.labels("statement_timeout").inc()
         return error_response(503, TIMED_OUT, {"Retry-After": "1"})
     if status == 503:
         log.warning("database unavailable: %s", type(exc).__name__)
+        UNAVAILABLE_ANSWERS.labels("database_unavailable").inc()
         return error_response(503, UNAVAILABLE, {"Retry-After": "1"})
     if state.startswith("54"):  # the database's message names internals (an index)
         return error_response(400, TOO_LARGE)
@@ -96,6 +99,7 @@ def handle_database_error(request: Request, exc: psycopg.Error) -> Response:
 
 def handle_pool_timeout(request: Request, exc: PoolTimeout) -> Response:
     log.warning("no database connection within the pool timeout")
+    UNAVAILABLE_ANSWERS.labels("pool_timeout").inc()
     return error_response(503, UNAVAILABLE, {"Retry-After": "1"})
 
 

@@ -36,6 +36,7 @@ from psycopg import AsyncConnection, AsyncRawCursor
 from psycopg.rows import namedtuple_row
 
 from encounters_service.db import use_text_for_json
+from encounters_service.metrics import RELAY_FAILURES, RELAY_PUBLISHED, RELAY_RECONNECTS
 from encounters_service.settings import Settings
 from encounters_service.sqlfiles import load_queries
 
@@ -79,7 +80,8 @@ class Relay:
         self.backoff = backoff
         self.queries = load_queries()
         self.published = 0  # messages confirmed by the broker and marked, by this relay
-        self._failures = 0
+        self._failures = 0  # in a row, for the backoff
+        self._failed_before = False
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
 
@@ -99,7 +101,9 @@ class Relay:
                 await self._session()
             except Exception as error:  # the relay must outlive any one failure
                 self._failures += 1
+                self._failed_before = True
                 delay = self.backoff.delay(self._failures)
+                RELAY_FAILURES.labels("unavailable" if isinstance(error, UNAVAILABLE) else "error").inc()
                 if isinstance(error, UNAVAILABLE):
                     log.warning("relay interrupted (%s: %s); retrying in %.1f s", type(error).__name__, error, delay)
                 else:
@@ -125,6 +129,8 @@ class Relay:
                 self.settings.rabbitmq_port,
                 self.settings.rabbitmq_vhost,
             )
+            if self._failed_before:
+                RELAY_RECONNECTS.inc()
             broker.close_callbacks.add(lambda *_: self._wake.set())  # reconnect now, not at the next message
             listening = asyncio.create_task(self._listen(listener))
             stack.push_async_callback(_cancel, listening)
@@ -156,6 +162,7 @@ class Relay:
                 await _publish(exchange, rows)
             await self.mark_published(work, [row.id for row in rows])
         self.published += len(rows)
+        RELAY_PUBLISHED.inc(len(rows))
         log.info(
             "published %d messages in %.1f ms; the oldest had waited %.3f s",
             len(rows),

@@ -64,6 +64,8 @@ class Settings:
     outbox_retention_hours: float = 168.0  # published messages are deleted after this
     allow_drop_data: bool = False  # True: serve the development routes POST /encounter/bulk, /drop_data
     environment: str = ""  # the deployment's name; "production" refuses allow_drop_data
+    metrics_enabled: bool = True  # GET /metrics and the per-request counting
+    relay_metrics_port: int | None = None  # `encounters-service relay` serves its metrics on it
 
     @property
     def audience(self) -> str:
@@ -210,6 +212,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         outbox_retention_hours=_positive(env, "OUTBOX_RETENTION_HOURS", Settings.outbox_retention_hours),
         allow_drop_data=_allow_drop_data(env),
         environment=env.get("ENVIRONMENT", ""),
+        metrics_enabled=_flag(env, "METRICS_ENABLED") is not False,
+        relay_metrics_port=_positive(env, "RELAY_METRICS_PORT", 0, int) or None,
     )
 
 

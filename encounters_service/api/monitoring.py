@@ -1,9 +1,11 @@
-"""Routes without authentication: liveness, version, health (database and event backlog)."""
+"""Routes without authentication: liveness, version, health (database and event backlog), metrics."""
 
 from __future__ import annotations
 
 from litestar import Request, Response, get
+from litestar.exceptions import NotFoundException
 
+from encounters_service import metrics
 from encounters_service.api.common import database, json_response
 from encounters_service.api.openapi import documented
 from encounters_service.models import Health, Running, Version
@@ -25,4 +27,12 @@ async def healthcheck(request: Request) -> Response:
     return json_response(await database(request).value("admin.healthcheck"))
 
 
-ROUTES = [running, version, healthcheck]
+# An operator's route, not part of the API (and not JSON): left out of the OpenAPI document.
+@get("/metrics", include_in_schema=False)
+async def prometheus_metrics(request: Request) -> Response:
+    if not request.app.state.settings.metrics_enabled:
+        raise NotFoundException()  # METRICS_ENABLED=false: as if there were no such route
+    return Response(await metrics.scrape(database(request)), media_type=metrics.CONTENT_TYPE)
+
+
+ROUTES = [running, version, healthcheck, prometheus_metrics]
