@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from psycopg_pool import PoolTimeout
 
 from encounters_service.auth import AuthError
+from encounters_service.db import RETRIES
 
 log = logging.getLogger("encounters_service.errors")
 
@@ -26,6 +27,8 @@ SQLSTATE_STATUS = {
     "23514": 400,  # check_violation
     "23502": 400,  # not_null_violation
     "57014": 503,  # query_canceled: statement_timeout
+    "40001": 503,  # serialization_failure, after db.RETRIES retries
+    "40P01": 503,  # deadlock_detected, after db.RETRIES retries
 }
 SQLSTATE_CLASS_STATUS = {
     "22": 400,  # data exception: bad value for its type
@@ -41,6 +44,12 @@ UNIQUE_INDEX_MESSAGES = {
 UNAVAILABLE = "the database is unavailable, try again shortly"
 TIMED_OUT = "the request took longer than the database allows (statement timeout); try again or ask for less"
 TOO_LARGE = "a value in the request is too large to store"
+CONFLICTED = (
+    "the request conflicted with concurrent changes of the same encounters (a deadlock or a serialization"
+    f" failure in the database) {RETRIES + 1} times and was not applied; try again"
+)
+# 503 answers that say more than "unavailable": the database is up, this request did not get through.
+RETRY_LATER = {"57014": TIMED_OUT, "40001": CONFLICTED, "40P01": CONFLICTED}
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -80,9 +89,9 @@ def handle_database_error(request: Request, exc: psycopg.Error) -> Response:
         status = 503
     if status is None:
         return handle_unexpected(request, exc)
-    if state == "57014":
-        log.warning("statement timeout")
-        return error_response(503, TIMED_OUT, {"Retry-After": "1"})
+    if state in RETRY_LATER:
+        log.warning("answered 503 (SQLSTATE %s): %s", state, RETRY_LATER[state])
+        return error_response(503, RETRY_LATER[state], {"Retry-After": "1"})
     if status == 503:
         log.warning("database unavailable: %s", type(exc).__name__)
         return error_response(503, UNAVAILABLE, {"Retry-After": "1"})

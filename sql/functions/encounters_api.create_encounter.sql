@@ -11,11 +11,12 @@
 --   400 EN400  a location_history entry that departs before it arrives.
 --   409 EN409  epr_encounter_id already used by a non-deleted encounter; or the new encounter
 --              is local (epr_encounter_id null or '') and the patient already has an open
---              local top-level encounter. Checked first for a precise message; the unique
---              indexes refuse the loser of a concurrent race, reported with the same message.
+--              local top-level encounter. Checked first for a precise message (under the
+--              patient's lock, so concurrent creates for one patient take turns); the unique
+--              indexes refuse the loser of a concurrent race on an EPR id, with the same message.
 -- spo2_scale absent or null means 1.
 -- requires: encounters_api.emit, encounters_api.encounter_json, encounters_api.duplicate_message,
--- requires: encounters_api.raise_duplicate
+-- requires: encounters_api.raise_duplicate, encounters_api.lock_patients
 CREATE OR REPLACE FUNCTION encounters_api.create_encounter(
     body jsonb,
     caller text,
@@ -54,6 +55,9 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'EN400',
             MESSAGE = 'location_history: an entry has departed_at before arrived_at';
     END IF;
+    -- The patient's lock first (encounters_api.lock_patients), as every writer of a patient's
+    -- encounters takes it: the one-open-local check below is then settled, not a race.
+    PERFORM encounters_api.lock_patients(ARRAY[e.patient_uuid]);
     FOREACH rule IN ARRAY ARRAY['encounter_live_epr_id_key', 'encounter_one_open_local_key'] LOOP
         clash := encounters_api.duplicate_message(rule, e);
         IF clash IS NOT NULL THEN
