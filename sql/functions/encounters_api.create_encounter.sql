@@ -5,8 +5,10 @@
 -- and the dhos.DM000007 event.
 --
 -- Rules, checked in this order:
---   403 EN403  spo2_scale other than 1 without can_edit_ews. Nothing is written, not even an
---              audit event: SPEC audits refused changes of an existing encounter only.
+--   403 EN403  spo2_scale other than 1 without can_edit_ews, whatever the value. Nothing is
+--              written, not even an audit event: SPEC audits refused changes of an existing
+--              encounter only.
+--   400 EN400  spo2_scale not 1 or 2 (for a caller who may set it).
 --   422 EN422  child_of_encounter_uuid names no encounter.
 --   400 EN400  a location_history entry that departs before it arrives.
 --   409 EN409  epr_encounter_id already used by a non-deleted encounter; or the new encounter
@@ -16,7 +18,7 @@
 --              indexes refuse the loser of a concurrent race on an EPR id, with the same message.
 -- spo2_scale absent or null means 1.
 -- requires: encounters_api.emit, encounters_api.encounter_json, encounters_api.duplicate_message,
--- requires: encounters_api.raise_duplicate, encounters_api.lock_patients
+-- requires: encounters_api.raise_duplicate, encounters_api.lock_patients, encounters_api.spo2_scale
 CREATE OR REPLACE FUNCTION encounters_api.create_encounter(
     body jsonb,
     caller text,
@@ -28,7 +30,9 @@ VOLATILE
 SET search_path = pg_catalog, encounters, encounters_api
 AS $$
 DECLARE
-    e encounters.encounter := jsonb_populate_record(NULL::encounters.encounter, body);
+    -- spo2_scale is taken as any number, so that the permission is judged before the value.
+    e encounters.encounter := jsonb_populate_record(NULL::encounters.encounter, body - 'spo2_scale');
+    asked_spo2_scale numeric := coalesce(body ->> 'spo2_scale', '1');
     history encounters.location_history[] := ARRAY(
         SELECT h FROM jsonb_populate_recordset(
             NULL::encounters.location_history, nullif(body -> 'location_history', 'null')
@@ -38,14 +42,14 @@ DECLARE
     clash text;
 BEGIN
     e.epr_encounter_id := nullif(e.epr_encounter_id, '');
-    e.spo2_scale := coalesce(e.spo2_scale, 1);
 
-    IF e.spo2_scale <> 1 AND NOT can_edit_ews THEN
+    IF asked_spo2_scale <> 1 AND NOT can_edit_ews THEN
         RAISE EXCEPTION USING ERRCODE = 'EN403',
             MESSAGE = format(
-                'creating an encounter with spo2_scale %s needs the can_edit_ews permission', e.spo2_scale
+                'creating an encounter with spo2_scale %s needs the can_edit_ews permission', asked_spo2_scale
             );
     END IF;
+    e.spo2_scale := encounters_api.spo2_scale(asked_spo2_scale);
     IF e.child_of_encounter_uuid IS NOT NULL
         AND NOT EXISTS (SELECT FROM encounters.encounter WHERE uuid = e.child_of_encounter_uuid) THEN
         RAISE EXCEPTION USING ERRCODE = 'EN422',
