@@ -223,7 +223,7 @@ BEGIN
             );
         END IF;
     END IF;
-    result := encounters_api.encounter_json(updated);
+    result := updated.document::jsonb;  -- the full form, as the trigger encounter_document just stored it
 END;
 $$;
 
