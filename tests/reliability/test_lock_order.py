@@ -172,10 +172,12 @@ def test_a_deadlock_is_retried_and_the_write_applied_once(fresh_database, db):
     """A deadlock that still happens (here made on purpose by a session that takes the locks in
     the wrong order) costs the request a retry, not its answer."""
     (case,) = arrange(db, 1)
-    db.execute(f"ALTER DATABASE {db.info.dbname} SET deadlock_timeout = '10ms'")
     before = deadlocks(db)
+    # PostgreSQL looks for a deadlock once, deadlock_timeout after a session starts waiting: the
+    # service's session (1 s, the default) starts waiting first and looks after the intruder has
+    # closed the cycle, so it is the one that gives up; the intruder would look only after 60 s.
     intruder = connect_sync(fresh_database)
-    intruder.execute("SET deadlock_timeout = '60s'")  # the service's session is the one that gives up
+    intruder.execute("SET deadlock_timeout = '60s'")
     intruder.execute("SELECT FROM encounters.encounter WHERE uuid = %s FOR UPDATE", [case["first"]])
     move = {"location_uuid": str(uuid.uuid4())}
 
