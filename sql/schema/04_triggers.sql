@@ -156,7 +156,7 @@ BEGIN
             SELECT l.arrived_at, l.id
             FROM encounters.location_history AS l
             WHERE l.encounter_uuid = added.encounter_uuid
-                AND NOT EXISTS (SELECT FROM new_rows AS n WHERE n.id = l.id)
+                AND l.id NOT IN (SELECT n.id FROM new_rows AS n)  -- hashed: a create may add 10,000
             ORDER BY l.arrived_at DESC NULLS FIRST, l.id DESC
             LIMIT 1
         ) AS last_before ON true
