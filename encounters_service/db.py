@@ -7,12 +7,16 @@ str and encoding it back); plain connections (CLI, relay, tests) load them as te
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 import select
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+import psycopg.errors
 from psycopg import AsyncConnection, AsyncRawCursor, Connection, RawCursor
 from psycopg.adapt import Loader
 from psycopg.types.string import TextLoader
@@ -22,6 +26,12 @@ from encounters_service.settings import Settings
 from encounters_service.sqlfiles import Query, load_queries
 
 APPLICATION_NAME = "encounters-service"
+# A deadlock (40P01) or a serialization failure (40001, raised by the write functions when a row
+# changed patient while they waited for its lock) is run again, at most this many more times.
+RETRIES = 3
+RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
+log = logging.getLogger("encounters_service.db")
 
 
 def use_text_for_json(conn: Connection | AsyncConnection) -> None:
@@ -97,9 +107,23 @@ class Database:
 
     async def rows(self, name: str, **params: Any) -> list[tuple]:
         query = self.queries[name]
+        arguments = query.arguments(params)
         async with self.pool.connection() as conn:
-            cursor = await conn.execute(query.sql, query.arguments(params))
-            return await cursor.fetchall()
+            attempt = 0
+            while True:
+                try:
+                    cursor = await conn.execute(query.sql, arguments)
+                    return await cursor.fetchall()
+                except RETRYABLE as error:
+                    # Safe to run again only because the connection is in autocommit and this is
+                    # one statement: the failed attempt was its own transaction, rolled back whole
+                    # (events included), so nothing of it remains.
+                    if attempt == RETRIES:
+                        raise
+                    attempt += 1
+                    log.info("%s: %s (SQLSTATE %s); trying again", name, type(error).__name__, error.sqlstate)
+                    # A short random pause, so that the two sides of a conflict do not meet again.
+                    await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
 
     async def value(self, name: str, **params: Any) -> Any:
         """The first column of the only row (None when there is no row)."""

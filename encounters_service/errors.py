@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from psycopg_pool import PoolTimeout
 
 from encounters_service.auth import AuthError
+from encounters_service.db import RETRIES
 from encounters_service.metrics import UNAVAILABLE as UNAVAILABLE_ANSWERS
 
 log = logging.getLogger("encounters_service.errors")
@@ -27,6 +28,8 @@ SQLSTATE_STATUS = {
     "23514": 400,  # check_violation
     "23502": 400,  # not_null_violation
     "57014": 503,  # query_canceled: statement_timeout
+    "40001": 503,  # serialization_failure, after db.RETRIES retries
+    "40P01": 503,  # deadlock_detected, after db.RETRIES retries
 }
 SQLSTATE_CLASS_STATUS = {
     "22": 400,  # data exception: bad value for its type
@@ -42,6 +45,16 @@ UNIQUE_INDEX_MESSAGES = {
 UNAVAILABLE = "the database is unavailable, try again shortly"
 TIMED_OUT = "the request took longer than the database allows (statement timeout); try again or ask for less"
 TOO_LARGE = "a value in the request is too large to store"
+CONFLICTED = (
+    "the request conflicted with concurrent changes of the same encounters (a deadlock or a serialization"
+    f" failure in the database) {RETRIES + 1} times and was not applied; try again"
+)
+# 503 answers that say more than "unavailable": the database is up, this request did not get through.
+RETRY_LATER = {  # SQLSTATE: (message, cause counted in encounters_http_unavailable_total)
+    "57014": (TIMED_OUT, "statement_timeout"),
+    "40001": (CONFLICTED, "conflict"),
+    "40P01": (CONFLICTED, "conflict"),
+}
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -82,10 +95,11 @@ def handle_database_error(request: Request, exc: psycopg.Error) -> Response:
         status = 503
     if status is None:
         return handle_unexpected(request, exc)
-    if state == "57014":
-        log.warning("statement timeout")
-        UNAVAILABLE_ANSWERS.labels("statement_timeout").inc()
-        return error_response(503, TIMED_OUT, {"Retry-After": "1"})
+    if state in RETRY_LATER:
+        message, cause = RETRY_LATER[state]
+        log.warning("answered 503 (SQLSTATE %s): %s", state, message)
+        UNAVAILABLE_ANSWERS.labels(cause).inc()
+        return error_response(503, message, {"Retry-After": "1"})
     if status == 503:
         log.warning("database unavailable: %s", type(exc).__name__)
         UNAVAILABLE_ANSWERS.labels("database_unavailable").inc()

@@ -21,6 +21,9 @@ from msgspec import UNSET, UnsetType
 from encounters_service.instants import AwareDatetime, in_utc
 
 Spo2Scale = Annotated[int, msgspec.Meta(ge=1, le=2)]
+# A scale a body asks for: any integer, since whether the caller may ask for a change (403 without
+# can_edit_ews) is judged first, in SQL, and only then whether it is a scale (1 or 2, else 400).
+AskedSpo2Scale = Annotated[int, msgspec.Meta(extra_json_schema={"minimum": 1, "maximum": 2})]
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 Text = Annotated[str, msgspec.Meta(pattern=NO_NUL)]
 MAX_LIST_ITEMS = 10_000  # the longest list a body may hold
@@ -64,7 +67,7 @@ class EncounterCreate(Body):
     discharged_at: AwareDatetime | None | UnsetType = UNSET
     deleted_at: AwareDatetime | None | UnsetType = UNSET
     child_of_encounter_uuid: UUID | None | UnsetType = UNSET
-    spo2_scale: Spo2Scale | None | UnsetType = UNSET  # null means the default, 1
+    spo2_scale: AskedSpo2Scale | None | UnsetType = UNSET  # null means the default, 1
     location_history: Annotated[list[LocationVisit], msgspec.Meta(max_length=MAX_LIST_ITEMS)] | None | UnsetType = UNSET
 
 
@@ -83,7 +86,7 @@ class EncounterUpdate(Body):
     score_system: Text | UnsetType = UNSET
     patient_record_uuid: UUID | UnsetType = UNSET
     child_of_encounter_uuid: UUID | None | UnsetType = UNSET
-    spo2_scale: Spo2Scale | None | UnsetType = UNSET
+    spo2_scale: AskedSpo2Scale | None | UnsetType = UNSET
 
 
 class EncounterUnlink(Body):

@@ -7,7 +7,7 @@
 -- (`CROSS JOIN LATERAL encounters_api.encounter_document(e, …) AS d`): the history look-ups
 -- become part of that query's plan, planned once, instead of a function planned and started
 -- per encounter. encounters_api.encounter_json is its scalar form, for one encounter.
--- requires: encounters_api.iso_utc, encounters_api.descendants
+-- requires: encounters_api.iso_utc, encounters_api.descendants, encounters_api.location_visit_json
 CREATE OR REPLACE FUNCTION encounters_api.encounter_document(
     e encounters.encounter,
     compact boolean DEFAULT false,
@@ -53,12 +53,7 @@ BEGIN ATOMIC
                     WHERE h.encounter_uuid = e.uuid
                 ),
                 'location_history', (
-                    SELECT coalesce(jsonb_agg(jsonb_build_object(
-                        'location_uuid', l.location_uuid,
-                        'arrived_at', encounters_api.iso_utc(l.arrived_at),
-                        'departed_at', encounters_api.iso_utc(l.departed_at),
-                        'created_at', encounters_api.iso_utc(l.created_at)
-                    ) ORDER BY l.arrived_at, l.id), '[]'::jsonb)
+                    SELECT coalesce(jsonb_agg(encounters_api.location_visit_json(l) ORDER BY l.arrived_at, l.id), '[]'::jsonb)
                     FROM encounters.location_history AS l
                     WHERE l.encounter_uuid = e.uuid
                 )

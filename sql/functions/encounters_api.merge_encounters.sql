@@ -5,13 +5,13 @@
 -- the message, the time) and one dhos.DM000007 event. n counts the encounters this call moved.
 --
 -- Idempotent per message: an encounter already merged by this message_uuid is not touched
--- again, so a replay moves nothing and writes nothing. Concurrent identical merges: the rows
--- are locked, and a call that waited finds them already on the parent record and skips them
--- (UNIQUE (encounter_uuid, message_uuid) is the last guard).
+-- again, so a replay moves nothing and writes nothing. Concurrent identical merges: the patients
+-- are locked, and a call that waited finds the encounters already on the parent record and skips
+-- them (UNIQUE (encounter_uuid, message_uuid) is the last guard).
 --   400 EN400  child and parent record are the same.
 --   409 EN409  the merge would give the parent patient two open local top-level encounters
 --              (a rule the schema enforces); nothing moves. Discharge or delete one first.
--- requires: encounters_api.emit
+-- requires: encounters_api.emit, encounters_api.lock_patients
 CREATE OR REPLACE FUNCTION encounters_api.merge_encounters(body jsonb, caller text)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -23,7 +23,9 @@ DECLARE
     parent_record uuid := body ->> 'parent_record_uuid';
     parent_patient uuid := body ->> 'parent_patient_uuid';
     merge_message uuid := body ->> 'message_uuid';
+    locked uuid[];  -- the patients whose locks this call holds
     moved uuid[];
+    moved_patients uuid[];  -- their patients before the merge
 BEGIN
     IF child_record = parent_record THEN
         RAISE EXCEPTION USING ERRCODE = 'EN400',
@@ -32,32 +34,43 @@ BEGIN
             );
     END IF;
 
-    WITH moving AS (
-        SELECT e.uuid, e.patient_record_uuid, e.patient_uuid
+    -- Lock order (encounters_api.lock_patients): first every patient this merge changes (those
+    -- of the record's encounters, and the parent patient), then the rows, in uuid order.
+    locked := ARRAY(SELECT e.patient_uuid FROM encounters.encounter AS e WHERE e.patient_record_uuid = child_record)
+        || parent_patient;
+    PERFORM encounters_api.lock_patients(locked);
+    SELECT coalesce(array_agg(m.uuid ORDER BY m.uuid), '{}'), coalesce(array_agg(m.patient_uuid ORDER BY m.uuid), '{}')
+    INTO moved, moved_patients
+    FROM (
+        SELECT e.uuid, e.patient_uuid
         FROM encounters.encounter AS e
         WHERE e.patient_record_uuid = child_record
             AND NOT EXISTS (
                 SELECT FROM encounters.merge_history AS m
                 WHERE m.encounter_uuid = e.uuid AND m.message_uuid = merge_message
             )
-        ORDER BY e.uuid  -- one lock order for every merge: concurrent merges wait, never deadlock
+        ORDER BY e.uuid
         FOR NO KEY UPDATE
-    ),
-    moved_row AS (
+    ) AS m;
+    -- An encounter of a patient whose lock this call does not hold joined the record meanwhile
+    -- (created, or moved in by a PATCH or a merge): moving it now could deadlock. Start again.
+    IF NOT moved_patients <@ locked THEN
+        RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+            MESSAGE = format('record %s changed while this merge waited; try again', child_record);
+    END IF;
+
+    WITH moved_row AS (
         UPDATE encounters.encounter AS e
         SET patient_record_uuid = parent_record, patient_uuid = parent_patient,
             modified = clock_timestamp(), modified_by = caller
-        FROM moving
-        WHERE e.uuid = moving.uuid
-        RETURNING e.uuid, moving.patient_record_uuid, moving.patient_uuid
-    ),
-    history AS (
-        INSERT INTO encounters.merge_history (encounter_uuid, record_uuid, patient_uuid, message_uuid)
-        SELECT moved_row.uuid, moved_row.patient_record_uuid, moved_row.patient_uuid, merge_message
-        FROM moved_row
-        ON CONFLICT (encounter_uuid, message_uuid) DO NOTHING
+        FROM unnest(moved, moved_patients) AS m (uuid, patient_uuid)
+        WHERE e.uuid = m.uuid
+        RETURNING e.uuid, m.patient_uuid
     )
-    SELECT coalesce(array_agg(moved_row.uuid ORDER BY moved_row.uuid), '{}') INTO moved FROM moved_row;
+    INSERT INTO encounters.merge_history (encounter_uuid, record_uuid, patient_uuid, message_uuid)
+    SELECT moved_row.uuid, child_record, moved_row.patient_uuid, merge_message
+    FROM moved_row
+    ON CONFLICT (encounter_uuid, message_uuid) DO NOTHING;
 
     PERFORM encounters_api.emit('dhos.DM000007', jsonb_build_object('encounter_id', moved_uuid), moved_uuid)
     FROM unnest(moved) AS moved_uuid;

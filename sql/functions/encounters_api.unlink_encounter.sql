@@ -6,7 +6,7 @@
 -- Returns the full form.
 --   404 EN404  no such encounter.
 --   409 EN409  the encounter would become a second open local top-level encounter of its patient.
--- requires: encounters_api.emit, encounters_api.encounter_json, encounters_api.raise_duplicate
+-- requires: encounters_api.emit, encounters_api.raise_duplicate
 -- requires: encounters_api.lock_encounter
 CREATE OR REPLACE FUNCTION encounters_api.unlink_encounter(encounter_id uuid, body jsonb, caller text)
 RETURNS jsonb
@@ -31,7 +31,7 @@ BEGIN
         END;
         PERFORM encounters_api.emit('dhos.DM000007', jsonb_build_object('encounter_id', e.uuid), e.uuid);
     END IF;
-    RETURN encounters_api.encounter_json(e);
+    RETURN e.document::jsonb;  -- the full form, as stored (trigger encounter_document)
 END;
 $$;
 

@@ -8,7 +8,9 @@
 --
 -- Rules:
 --   404 EN404  no such encounter.
---   403        score_system or spo2_scale would change and can_edit_ews is false (audited).
+--   403        score_system or spo2_scale would change and can_edit_ews is false (audited),
+--              whatever spo2_scale value was asked for.
+--   400 EN400  spo2_scale not 1 or 2 (for a caller who may change it).
 --   422 EN422  child_of_encounter_uuid names no encounter.
 --   400 EN400  child_of_encounter_uuid would make the encounter its own ancestor.
 --   409 EN409  epr_encounter_id used by another non-deleted encounter, or the change leaves the
@@ -31,7 +33,7 @@
 -- together form a cycle that neither saw.
 -- requires: encounters_api.emit, encounters_api.encounter_json, encounters_api.updatable_values,
 -- requires: encounters_api.raise_duplicate, encounters_api.descendant_uuids, encounters_api.iso_utc
--- requires: encounters_api.lock_encounter
+-- requires: encounters_api.lock_encounter, encounters_api.spo2_scale
 CREATE OR REPLACE FUNCTION encounters_api.update_encounter(
     encounter_id uuid,
     body jsonb,
@@ -49,7 +51,7 @@ DECLARE
     updated encounters.encounter;
     changed_at timestamptz;
     asked_score_system text := body ->> 'score_system';
-    asked_spo2_scale smallint := (body ->> 'spo2_scale')::smallint;
+    asked_spo2_scale numeric := body ->> 'spo2_scale';  -- any number: the permission is judged first
     score_change jsonb;
     modifications jsonb;
     rule text;
@@ -61,16 +63,15 @@ BEGIN
     updated := jsonb_populate_record(previous, (
         SELECT coalesce(jsonb_object_agg(field.key, field.value), '{}')
         FROM jsonb_each(body) AS field
-        WHERE encounters_api.updatable_values(previous) ? field.key
+        WHERE encounters_api.updatable_values(previous) ? field.key AND field.key <> 'spo2_scale'
     ));
     updated.epr_encounter_id := nullif(updated.epr_encounter_id, '');
     updated.score_system := coalesce(asked_score_system, previous.score_system);
-    updated.spo2_scale := coalesce(asked_spo2_scale, previous.spo2_scale);
     updated.child_of_encounter_uuid := coalesce(
         updated.child_of_encounter_uuid, previous.child_of_encounter_uuid
     );
 
-    IF (updated.score_system, updated.spo2_scale)
+    IF (updated.score_system, coalesce(asked_spo2_scale, previous.spo2_scale))
         IS DISTINCT FROM (previous.score_system, previous.spo2_scale) THEN
         score_change := jsonb_build_object(
             'clinician_id', caller,
@@ -91,6 +92,7 @@ BEGIN
             RETURN;
         END IF;
     END IF;
+    updated.spo2_scale := coalesce(encounters_api.spo2_scale(asked_spo2_scale), previous.spo2_scale);
 
     IF updated.child_of_encounter_uuid IS DISTINCT FROM previous.child_of_encounter_uuid THEN
         PERFORM pg_advisory_xact_lock(hashtext('encounters.encounter.child_of_encounter_uuid'));
@@ -221,7 +223,7 @@ BEGIN
             );
         END IF;
     END IF;
-    result := encounters_api.encounter_json(updated);
+    result := updated.document::jsonb;  -- the full form, as the trigger encounter_document just stored it
 END;
 $$;
 

@@ -33,6 +33,9 @@ CREATE INDEX encounter_record_idx ON encounters.encounter (patient_record_uuid);
 CREATE INDEX location_history_encounter_idx
 ON encounters.location_history (encounter_uuid, arrived_at, id);
 
+CREATE INDEX location_history_departure_idx
+ON encounters.location_history (encounter_uuid, departed_at);
+
 CREATE INDEX score_system_history_encounter_idx
 ON encounters.score_system_history (encounter_uuid, changed_time);
 

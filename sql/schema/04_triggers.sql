@@ -1,5 +1,5 @@
 -- Schema snapshot (triggers): Trigger plumbing: the outbox wakes the event relay (LISTEN encounters_outbox);
--- every change of an encounter or of its histories re-renders encounter.document.
+-- every change of an encounter or of its histories brings encounter.document up to date.
 -- The current schema as one declarative picture; migrations/ is how databases get here.
 -- tests/migrations/test_schema_parity.py fails if this snapshot and the migrations disagree.
 
@@ -17,14 +17,104 @@ CREATE TRIGGER outbox_notify
 AFTER INSERT ON encounters.outbox
 FOR EACH STATEMENT EXECUTE FUNCTION encounters.notify_outbox();
 
-CREATE FUNCTION encounters.render_encounter_document() RETURNS trigger
+CREATE FUNCTION encounters.stored_histories(document text, OUT visits text, OUT changes text)
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    -- The document is jsonb's text of the full form. A key occurs as `"key": ` only where it is:
+    -- quotes inside JSON strings are escaped, and no history entry has these keys. jsonb orders
+    -- keys by length, then bytes: location_history is followed by patient_record_uuid, and
+    -- score_system_history, the last array, by nothing but child_of_encounter_uuid (a uuid), if
+    -- present. split_part works on bytes, in one pass.
+    after_visits text := split_part(document, '"location_history": [', 2);
+    after_changes text := split_part(document, '"score_system_history": ', 2);
+BEGIN
+    IF after_visits <> '' AND after_changes <> '' THEN  -- else null: not a stored full form
+        visits := '[' || split_part(after_visits, '], "patient_record_uuid": ', 1) || ']';
+        changes := rtrim(split_part(after_changes, ', "child_of_encounter_uuid": ', 1), '}');
+    END IF;
+END;
+$$;
+
+CREATE FUNCTION encounters.with_visits_appended(document json, entries text) RETURNS json
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    stored text := document::text || '';  -- one uncompressed copy, as in render_encounter_document
+BEGIN
+    -- `entries`: location history entries as JSON text, comma-separated, in order. The end of
+    -- location_history is found as in encounters.stored_histories. Null when `document` is not
+    -- a stored full form.
+    IF strpos(stored, '"location_history": [') = 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN replace(
+        stored,
+        '], "patient_record_uuid": ',
+        CASE WHEN strpos(stored, '"location_history": [], ') > 0 THEN '' ELSE ', ' END
+        || entries || '], "patient_record_uuid": '
+    )::json;
+END;
+$$;
+
+CREATE FUNCTION encounters.forget_written_document() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog
 AS $$
 BEGIN
-    -- encounters_api.encounter_json(NEW), written out so that the rendering is inlined: a
-    -- function call per row took twice as long.
-    NEW.document := (SELECT d.document::json FROM encounters_api.encounter_document(NEW) AS d (document));
+    -- A statement wrote encounter.document itself: it is derived, so it is rendered over.
+    NEW.document := NULL;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER encounter_direct_document_write
+BEFORE UPDATE OF document ON encounters.encounter
+FOR EACH ROW WHEN (pg_trigger_depth() = 0) EXECUTE FUNCTION encounters.forget_written_document();
+
+CREATE FUNCTION encounters.render_encounter_document() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    -- One uncompressed copy (|| ''): each use of the stored (TOASTed) value would fetch and
+    -- decompress it again.
+    stored text := NEW.document::text || '';
+    bare encounters.encounter := NEW;
+    kept record;
+BEGIN
+    IF TG_OP = 'UPDATE' AND stored IS NOT NULL THEN
+        -- The row changed, not its histories (a change of history rows sets document to null,
+        -- or appends to it; a statement that writes document gets it set to null first, by
+        -- trigger encounter_direct_document_write): render the row without the histories and
+        -- copy the stored ones in as text, so that the cost does not grow with their length.
+        -- Without a uuid, encounter_document's history look-ups find nothing and render [] in
+        -- their place; nor does it need the document, a large value to pass along.
+        bare.uuid := NULL;
+        bare.document := NULL;
+        kept := encounters.stored_histories(stored);
+        NEW.document := (
+            SELECT replace(
+                replace(
+                    (d.document || jsonb_build_object('uuid', NEW.uuid))::text,
+                    '"location_history": []',
+                    '"location_history": ' || kept.visits
+                ),
+                '"score_system_history": []',
+                '"score_system_history": ' || kept.changes
+            )::json
+            FROM encounters_api.encounter_document(bare) AS d (document)
+        );
+    END IF;
+    IF NEW.document IS NULL THEN
+        -- encounters_api.encounter_json(NEW), written out so that the rendering is inlined: a
+        -- function call per row took twice as long.
+        NEW.document := (SELECT d.document::json FROM encounters_api.encounter_document(NEW) AS d (document));
+    END IF;
     RETURN NEW;
 END;
 $$;
@@ -38,8 +128,41 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog
 AS $$
 BEGIN
-    -- Any UPDATE of an encounter re-renders its document (trigger encounter_document): once per
-    -- statement and encounter, however many of its history rows the statement wrote.
+    -- Any UPDATE of an encounter that sets document to null re-renders it (trigger
+    -- encounter_document): once per statement and encounter, however many of its history rows
+    -- the statement wrote.
+    IF TG_OP = 'INSERT' AND TG_TABLE_NAME = 'location_history' THEN
+        -- A move: its entry sorts after every earlier one, and is appended to the stored
+        -- document's location_history as text (no re-rendering of the history). Entries that
+        -- sort earlier (a create's history list may) re-render the document.
+        UPDATE encounters.encounter AS e
+        SET document = CASE
+            WHEN last_before.id IS NULL
+                OR (added.first_arrived_at IS NULL, coalesce(added.first_arrived_at, '-infinity'), added.first_id)
+                > (last_before.arrived_at IS NULL, coalesce(last_before.arrived_at, '-infinity'), last_before.id)
+                THEN encounters.with_visits_appended(e.document, added.entries)
+        END
+        FROM (
+            SELECT
+                n.encounter_uuid,
+                string_agg(encounters_api.location_visit_json(n)::text, ', ' ORDER BY n.arrived_at, n.id) AS entries,
+                (array_agg(n.arrived_at ORDER BY n.arrived_at, n.id))[1] AS first_arrived_at,
+                (array_agg(n.id ORDER BY n.arrived_at, n.id))[1] AS first_id
+            FROM new_rows AS n
+            GROUP BY n.encounter_uuid
+        ) AS added
+        LEFT JOIN LATERAL (
+            -- The last entry before this statement's, in the document's order (arrived_at, id).
+            SELECT l.arrived_at, l.id
+            FROM encounters.location_history AS l
+            WHERE l.encounter_uuid = added.encounter_uuid
+                AND l.id NOT IN (SELECT n.id FROM new_rows AS n)  -- hashed: a create may add 10,000
+            ORDER BY l.arrived_at DESC NULLS FIRST, l.id DESC
+            LIMIT 1
+        ) AS last_before ON true
+        WHERE e.uuid = added.encounter_uuid;
+        RETURN NULL;
+    END IF;
     CASE TG_OP
         WHEN 'INSERT' THEN
             UPDATE encounters.encounter SET document = NULL

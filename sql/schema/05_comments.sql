@@ -62,6 +62,8 @@ COMMENT ON INDEX encounters.encounter_parent_idx IS 'Children of an encounter.';
 
 COMMENT ON INDEX encounters.encounter_record_idx IS 'Encounters of a patient record (record merge).';
 
+COMMENT ON INDEX encounters.location_history_departure_idx IS 'Latest departure of an encounter (where a move''s stay begins).';
+
 COMMENT ON TABLE encounters.location_history IS 'Where an encounter has been before its current location, one row per stay at a location.';
 
 COMMENT ON COLUMN encounters.location_history.arrived_at IS 'When the patient arrived at the location (admission or the previous move).';
@@ -110,10 +112,22 @@ COMMENT ON COLUMN encounters.outbox.published_at IS 'When the broker confirmed t
 
 COMMENT ON FUNCTION encounters.notify_outbox() IS 'Wakes the event relay (LISTEN encounters_outbox) when messages are written.';
 
+COMMENT ON FUNCTION encounters.stored_histories(text) IS
+'The two history arrays of a stored document, as JSON text: the triggers copy them instead of rendering them again.';
+
+COMMENT ON FUNCTION encounters.with_visits_appended(json, text) IS
+'A stored document with location history entries (JSON text, in order) appended to its location_history.';
+
+COMMENT ON FUNCTION encounters.forget_written_document() IS
+'Clears encounter.document when a statement (not the history triggers) writes it, so that it is rendered over '
+'(trigger encounter_direct_document_write, which fires before encounter_document).';
+
 COMMENT ON FUNCTION encounters.render_encounter_document() IS
-'Renders encounter.document from the row being written and its histories (trigger encounter_document).';
+'Renders encounter.document from the row being written: in full when it is null (a new row, or its histories '
+'changed), else the row alone with the stored histories copied in (trigger encounter_document).';
 
 COMMENT ON FUNCTION encounters.touch_encounter_documents() IS
-'Re-renders the documents of the encounters whose history rows a statement wrote (triggers *_encounter_document).';
+'Brings the documents of the encounters whose history rows a statement wrote up to date: appends a move''s '
+'entry, else has them rendered again (triggers *_encounter_document).';
 
 COMMENT ON TABLE encounters.deployed_function IS 'Each sql/functions file deployed by `encounters-service migrate`, with its checksum.';

@@ -291,8 +291,7 @@ BAD_FIELDS = [
     ("epr_encounter_id", "nul\x00inside"),
     ("spo2_scale", "2"),
     ("spo2_scale", 1.0),
-    ("spo2_scale", True),
-    ("spo2_scale", 3),
+    ("spo2_scale", True),  # a value that is no scale (3): tests/reliability/test_spo2_scale.py
     ("location_history", {"location_uuid": "x"}),
     ("location_history", [{"arrived_at": "2018-01-01T00:00:00Z"}]),
     ("location_history", [{"location_uuid": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "arrived_at": "2018-01-01"}]),
