@@ -7,7 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -17,6 +17,7 @@ from encounters_service.api.common import check_request
 from encounters_service.auth import Authenticator
 from encounters_service.db import Database, make_pool
 from encounters_service.errors import EXCEPTION_HANDLERS
+from encounters_service.guards import check_content, guarded
 from encounters_service.logs import configure_logging, request_logging
 from encounters_service.relay import Relay, relay_in_background
 from encounters_service.settings import Settings, load_settings
@@ -46,7 +47,7 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
     app = Litestar(
         route_handlers=ROUTES,
         lifespan=lifespans,
-        before_request=check_request,
+        before_request=_before_request,
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,
         request_max_body_size=MAX_BODY_BYTES,
@@ -60,9 +61,16 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
         ),
         debug=False,
     )
+    allowed_methods = {route.path_format: route.methods for route in app.routes}
+    app.asgi_handler = guarded(app.asgi_handler, body_timeout_s=settings.http_body_timeout_s, allowed_methods=allowed_methods)
     # Outermost, so that unknown routes (404) and wrong methods (405) are logged too.
     app.asgi_handler = request_logging(app.asgi_handler)
     return app
+
+
+async def _before_request(request: Request) -> None:
+    await check_request(request)
+    check_content(request)
 
 
 def app_from_env() -> Litestar:

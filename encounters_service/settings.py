@@ -57,6 +57,10 @@ class Settings:
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 5.0  # safety net; the relay normally wakes on NOTIFY
     outbox_retention_hours: float = 168.0  # published messages are deleted after this
+    # The HTTP server of `serve` (see the README's Reliability section for why these values):
+    http_idle_timeout_s: float = 5.0  # complete request headers within this, from connect or the last answer
+    http_body_timeout_s: float = 10.0  # the whole request body within this, from its first read (else 408)
+    http_max_connections: int = 10_000  # open connections per `serve`, shared out among its workers
 
     @property
     def audience(self) -> str:
@@ -186,6 +190,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         relay_batch_size=_positive(env, "RELAY_BATCH_SIZE", Settings.relay_batch_size, int),
         relay_poll_interval_s=_positive(env, "RELAY_POLL_INTERVAL_SECONDS", Settings.relay_poll_interval_s),
         outbox_retention_hours=_positive(env, "OUTBOX_RETENTION_HOURS", Settings.outbox_retention_hours),
+        http_idle_timeout_s=_positive(env, "HTTP_IDLE_TIMEOUT_SECONDS", Settings.http_idle_timeout_s),
+        http_body_timeout_s=_positive(env, "HTTP_BODY_TIMEOUT_SECONDS", Settings.http_body_timeout_s),
+        http_max_connections=_positive(env, "HTTP_MAX_CONNECTIONS", Settings.http_max_connections, int),
     )
 
 

@@ -58,3 +58,23 @@ def test_bad_configuration_exits_with_a_message(capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["token"])
     assert "LOG_LEVEL" in str(exit_info.value.code)
+
+
+def test_the_http_server_speaks_http1_with_the_idle_timeout_and_shares_the_connection_limit():
+    from granian.constants import HTTPModes
+
+    settings = load_settings({"HTTP_IDLE_TIMEOUT_SECONDS": "2.5", "HTTP_MAX_CONNECTIONS": "1001"})
+    server = cli.http_server("encounters_service.app:app_from_env", settings, workers=2)
+    assert server.http == HTTPModes.http1  # no HTTP/2 detection: it read first bytes with no timeout
+    assert server.http1_settings.header_read_timeout == 2500
+    assert server.backpressure == 501  # connections per worker
+
+
+def test_the_connection_limit_raises_the_open_file_limit_or_shrinks_to_fit(monkeypatch):
+    limits = {"soft": 1024, "hard": 4096}
+    monkeypatch.setattr(cli.resource, "getrlimit", lambda _: (limits["soft"], limits["hard"]))
+    monkeypatch.setattr(cli.resource, "setrlimit", lambda _, values: limits.update(soft=values[0]))
+    assert cli.connections_per_worker(2000, workers=2) == 1000
+    assert limits["soft"] == 1000 + cli.FILES_RESERVED
+    assert cli.connections_per_worker(20_000, workers=2) == 4096 - cli.FILES_RESERVED
+    assert limits["soft"] == 4096
