@@ -5,7 +5,7 @@ deadline, a body cut short, HEAD on every GET route, one Allow header for OPTION
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from litestar import Request
 from litestar.exceptions import HTTPException
@@ -43,10 +43,11 @@ def check_content(request: Request) -> None:
 
 
 def guarded(app: ASGIApp, *, body_timeout_s: float, allowed_methods: Mapping[str, Iterable[str]]) -> ASGIApp:
-    """`app` behind the guards. `allowed_methods`: the methods of each route, by its path template (as Litestar puts it in the scope).
+    """`app` behind the guards. `allowed_methods`: each route's methods, by its path template (the
+    form Litestar puts in the scope).
 
-    What it costs a request that sends no body: one closure and one call (the body deadline starts
-    only when the app first reads the body); HEAD and OPTIONS requests also wrap `send`."""
+    Measured cost (README Reliability): 1-3 us for a request without a body, 3-6 us more for one
+    that reads a body (its timer); HEAD and OPTIONS requests also wrap `send`."""
     allow = {path: allow_header(methods) for path, methods in allowed_methods.items()}
 
     async def guard(scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,34 +69,35 @@ def _body_guard(receive: Receive, timeout_s: float) -> Receive:
     """`receive`, with the whole body due within `timeout_s` of its first read (else 408), and a
     disconnect before the body's end answered 400 (the client may only have half-closed).
 
-    One timer per request that reads a body, cancelling the pending read when it fires:
-    `asyncio.timeout` around each read cost two to three times as much, for every read."""
+    One timer per request that reads a body; when it fires during a read it cancels the request's
+    task, and the read turns that into the 408. (`asyncio.timeout` around each read did the same
+    at two to three times the cost, for every read.)"""
     timer: asyncio.TimerHandle | None = None
-    pending: Awaitable[Message] | None = None  # the read in progress, if any
-    timed_out = complete = False
+    task: asyncio.Task | None = None
+    timed_out = reading = complete = False
 
     def expire() -> None:
         nonlocal timed_out
         timed_out = True
-        if pending is not None:
-            pending.cancel()
+        if reading:
+            task.cancel()
 
     async def receive_body() -> Message:
-        nonlocal timer, pending, complete
+        nonlocal timer, task, reading, complete
         if complete:  # after the body, only the disconnect is left to wait for: no deadline
             return await receive()
         if timer is None:
-            loop = asyncio.get_running_loop()
+            loop, task = asyncio.get_running_loop(), asyncio.current_task()
             timer = loop.call_at(loop.time() + timeout_s, expire)
         if not timed_out:
-            pending = receive()
+            reading = True
             try:
-                message = await pending
+                message = await receive()
             except asyncio.CancelledError:
-                if not timed_out:
+                if not timed_out or task.uncancel() > 0:  # not (only) ours
                     raise
             finally:
-                pending = None
+                reading = False
         if timed_out:
             raise HTTPException(status_code=408, detail=BODY_TIMED_OUT.format(f"{timeout_s:g}"), headers=CLOSE)
         complete = message["type"] == "http.disconnect" or not message.get("more_body", False)

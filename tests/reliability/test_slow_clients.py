@@ -6,6 +6,7 @@ HTTP_IDLE_TIMEOUT_SECONDS or HTTP_BODY_TIMEOUT_SECONDS (short ones here, to keep
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import select
@@ -16,6 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from litestar.exceptions import HTTPException
+
+from encounters_service.guards import guarded
 
 from tests.helpers import Service, auth
 from tests.reliability.raw_http import (
@@ -172,3 +176,36 @@ def test_over_the_connection_limit_new_connections_wait_for_idle_timeouts_not_fo
             sock.close()
     finally:
         service.stop()
+
+
+def test_the_body_deadline_is_the_guards_own_whatever_the_server():
+    """The same deadline with any ASGI server's receive (here a coroutine that never returns, as
+    uvicorn's would for a body that does not come): a 408 after the timeout, the request's task left
+    uncancelled; a cancellation from elsewhere still goes through."""
+
+    async def never() -> dict:
+        await asyncio.sleep(3600)
+
+    async def reader(scope, receive, send) -> None:
+        await receive()
+
+    app = guarded(reader, body_timeout_s=0.2, allowed_methods={})
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
+
+    async def timed_out() -> tuple[int, float, int]:
+        started = time.monotonic()
+        with pytest.raises(HTTPException) as refused:
+            await app(scope, never, None)
+        return refused.value.status_code, time.monotonic() - started, asyncio.current_task().cancelling()
+
+    status, seconds, cancelling = asyncio.run(timed_out())
+    assert (status, cancelling) == (408, 0) and 0.2 <= seconds < 0.2 + SLACK_S
+
+    async def cancelled_from_elsewhere() -> None:
+        task = asyncio.create_task(app(scope, never, None))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancelled_from_elsewhere())
