@@ -62,7 +62,9 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
         debug=False,
     )
     allowed_methods = {route.path_format: route.methods for route in app.routes}
-    app.asgi_handler = guarded(app.asgi_handler, body_timeout_s=settings.http_body_timeout_s, allowed_methods=allowed_methods)
+    app.asgi_handler = guarded(
+        app.asgi_handler, body_timeout_s=settings.http_body_timeout_s, allowed_methods=allowed_methods
+    )
     # Outermost, so that unknown routes (404) and wrong methods (405) are logged too.
     app.asgi_handler = request_logging(app.asgi_handler)
     return app
