@@ -24,7 +24,9 @@ FIELDS_100 = b"".join(b"X-%d: 1\r\n" % number for number in range(98))  # with H
 
 SERVER_ANSWERS = {
     "101 header fields (hyper's limit is 100)": (431, b"GET /running HTTP/1.1\r\n" + HOST + FIELDS_100 + b"X-More: 1\r\n"),
-    "a 500 KB header block (limit: granian's 408 KiB buffer)": (431, b"GET /running HTTP/1.1\r\n" + HOST + b"X-Big: " + b"a" * 500_000 + b"\r\n"),
+    # Over granian's 408 KiB buffer a header block may be refused, depending on how its bytes
+    # arrive (500 KB: 4 times in 15); over 1 MB, always.
+    "a 1 MB header block": (431, b"GET /running HTTP/1.1\r\n" + HOST + b"X-Big: " + b"a" * 1_000_000 + b"\r\n"),
     "a space in a header name": (400, b"GET /running HTTP/1.1\r\n" + HOST + b"Bad Name: 1\r\n"),
     "an obsolete folded header line": (400, b"GET /running HTTP/1.1\r\n" + HOST + b"X-A: 1\r\n  folded\r\n"),
     "an unknown HTTP version": (400, b"GET /running HTTP/9.9\r\n" + HOST),
@@ -61,7 +63,7 @@ def test_the_same_kinds_of_error_that_reach_the_app_carry_a_message(served, case
 
 
 def test_up_to_the_servers_limits_headers_are_the_apps_to_judge(served):
-    """100 header fields, and a 400 KB header block, reach the app."""
+    """100 header fields, and a 400 KB header block (within granian's buffer), reach the app."""
     for request in (
         b"GET /running HTTP/1.1\r\n" + HOST + FIELDS_100 + b"Connection: close\r\n\r\n",
         b"GET /running HTTP/1.1\r\n" + HOST + b"X-Big: " + b"a" * 400_000 + b"\r\nConnection: close\r\n\r\n",
