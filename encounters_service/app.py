@@ -7,7 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -18,6 +18,7 @@ from encounters_service.api.docs_assets import render_plugins
 from encounters_service.auth import Authenticator
 from encounters_service.db import Database, make_pool
 from encounters_service.errors import EXCEPTION_HANDLERS
+from encounters_service.guards import check_content, guarded
 from encounters_service.logs import configure_logging, request_logging
 from encounters_service.metrics import instrument, publishing
 from encounters_service.relay import Relay, relay_in_background
@@ -50,7 +51,7 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
     app = Litestar(
         route_handlers=[*ROUTES, *(development.ROUTES if settings.allow_drop_data else [])],
         lifespan=lifespans,
-        before_request=check_request,
+        before_request=_before_request,
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,
         request_max_body_size=MAX_BODY_BYTES,
@@ -65,11 +66,22 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
         ),
         debug=False,
     )
+    allowed_methods = {route.path_format: route.methods for route in app.routes}
+    app.asgi_handler = guarded(
+        app.asgi_handler, body_timeout_s=settings.http_body_timeout_s, allowed_methods=allowed_methods
+    )
     if settings.metrics_enabled:  # outside the router too: 404 and 405 are counted
         app.asgi_handler = instrument(app.asgi_handler)
     # Outermost, so that unknown routes (404) and wrong methods (405) are logged too.
     app.asgi_handler = request_logging(app.asgi_handler)
     return app
+
+
+async def _before_request(request: Request) -> None:
+    if request.method == "OPTIONS":  # Litestar's own answer, the Allow header: no token, any query
+        return
+    await check_request(request)
+    check_content(request)
 
 
 def app_from_env() -> Litestar:

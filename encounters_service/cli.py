@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import resource
 import sys
 import tempfile
 import uuid
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("encounters_service")
 DEFAULT_WORKERS = 2  # measured: see the README's Performance section
+FILES_RESERVED = 256  # per worker, besides its HTTP connections: database pool, logs, the listener
 
 
 def _database(settings: Settings, stack: ExitStack) -> str:
@@ -91,9 +93,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
 def http_server(app_factory: str, settings: Settings, *, workers: int) -> Granian:
     """The HTTP server of `serve` (also what bench/bare_app.py runs): each worker process calls
-    `app_factory` ("module:function") for its ASGI app."""
+    `app_factory` ("module:function") for its ASGI app.
+
+    HTTP/1.1 only: granian's HTTP/1-or-2 detection reads a new connection's first bytes without any
+    timeout, so a connection that sent nothing was held for ever. With HTTP/1 alone, the header
+    read timeout (HTTP_IDLE_TIMEOUT_SECONDS) runs from the connection's start and again after each
+    answer: silent, slow-header and idle keep-alive connections are all closed after it. The body
+    has its own limit, in the app (encounters_service/guards.py)."""
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
 
     return Granian(
         app_factory,
@@ -102,11 +111,32 @@ def http_server(app_factory: str, settings: Settings, *, workers: int) -> Grania
         address=settings.host,
         port=settings.port,
         workers=workers,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(header_read_timeout=round(settings.http_idle_timeout_s * 1000)),
+        # Granian's "backpressure" is the number of connections a worker holds open at once; at that
+        # many it stops accepting until one closes (new ones wait in the listen queue).
+        backpressure=connections_per_worker(settings.http_max_connections, workers),
         log_access=False,  # the request log line replaces it
         log_level=settings.log_level.lower(),
         log_dictconfig={"loggers": {"_granian": {"propagate": True}}},  # through our handler and format
         workers_kill_timeout=10,
     )
+
+
+def connections_per_worker(max_connections: int, workers: int) -> int:
+    """HTTP_MAX_CONNECTIONS shared out among the workers, within the open-file limit of a process
+    (the soft limit is raised towards the hard one if need be): past that limit a worker's accept
+    fails (EMFILE) and granian retries it in a loop, which stalls everyone."""
+    wanted = -(-max_connections // workers)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + FILES_RESERVED
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        soft = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning("open-file limit %d: %d connections per worker instead of %d", soft, soft - FILES_RESERVED, wanted)
+        return max(1, soft - FILES_RESERVED)
+    return wanted
 
 
 def _print_welcome(settings: Settings, conninfo: str) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import psycopg
 import psycopg.errors
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, MethodNotAllowedException, ValidationException
 from psycopg_pool import PoolTimeout
 
 from encounters_service.auth import AuthError
@@ -55,6 +56,7 @@ RETRY_LATER = {  # SQLSTATE: (message, cause counted in encounters_http_unavaila
     "40001": (CONFLICTED, "conflict"),
     "40P01": (CONFLICTED, "conflict"),
 }
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -77,10 +79,23 @@ def _validation_message(exc: ValidationException) -> str:
     return "; ".join(parts) or str(exc.detail)
 
 
+def allow_header(methods: Iterable[str]) -> str:
+    """A route's Allow header, the same on OPTIONS and 405: its methods, HEAD wherever GET is
+    (guards.py answers it) and OPTIONS, in one order."""
+    allowed = {method.strip().upper() for method in methods if method.strip()} | {"OPTIONS"}
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    known = {method: rank for rank, method in enumerate(METHOD_ORDER)}
+    return ", ".join(sorted(allowed, key=lambda method: (known.get(method, len(known)), method)))
+
+
 def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     if isinstance(exc, ValidationException):
         return error_response(400, _validation_message(exc))
-    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = exc.headers
+    if isinstance(exc, MethodNotAllowedException):  # Litestar lists the route's methods, unordered
+        headers = {"Allow": allow_header((exc.headers or {}).get("allow", "").split(","))}
+    return error_response(exc.status_code, str(exc.detail), headers=headers)
 
 
 def handle_auth_error(request: Request, exc: AuthError) -> Response:

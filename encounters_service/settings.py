@@ -66,6 +66,10 @@ class Settings:
     environment: str = ""  # the deployment's name; "production" refuses allow_drop_data
     metrics_enabled: bool = True  # GET /metrics and the per-request counting
     relay_metrics_port: int | None = None  # `encounters-service relay` serves its metrics on it
+    # The HTTP server of `serve` (see docs/reliability.md for why these values):
+    http_idle_timeout_s: float = 5.0  # complete request headers within this, from connect or the last answer
+    http_body_timeout_s: float = 10.0  # the whole request body within this, from its first read (else 408)
+    http_max_connections: int = 10_000  # open connections per `serve`, shared out among its workers
 
     @property
     def audience(self) -> str:
@@ -214,6 +218,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         environment=env.get("ENVIRONMENT", ""),
         metrics_enabled=_flag(env, "METRICS_ENABLED") is not False,
         relay_metrics_port=_positive(env, "RELAY_METRICS_PORT", 0, int) or None,
+        http_idle_timeout_s=_positive(env, "HTTP_IDLE_TIMEOUT_SECONDS", Settings.http_idle_timeout_s),
+        http_body_timeout_s=_positive(env, "HTTP_BODY_TIMEOUT_SECONDS", Settings.http_body_timeout_s),
+        http_max_connections=_positive(env, "HTTP_MAX_CONNECTIONS", Settings.http_max_connections, int),
     )
 
 

@@ -71,6 +71,8 @@ def empty_database(pg_server):
 
 
 @pytest.mark.parametrize("command", ["serve", "relay"])
+
+
 def test_serve_and_relay_refuse_an_unmigrated_database_in_one_line(capsys, monkeypatch, empty_database, command):
     monkeypatch.setenv("DATABASE_URL", empty_database)
     monkeypatch.setenv("MIGRATE_ON_START", "false")
@@ -93,6 +95,8 @@ def test_serve_refuses_function_files_that_are_not_deployed(capsys, monkeypatch,
 
 
 @pytest.mark.parametrize("command", [["serve"], ["migrate", "upgrade"]])
+
+
 def test_without_a_local_database_a_missing_database_setting_says_to_set_one(monkeypatch, command):
     """As in the container image (LOCAL_DATABASE=false), which has no PostgreSQL to start."""
     monkeypatch.setenv("LOCAL_DATABASE", "false")
@@ -101,3 +105,23 @@ def test_without_a_local_database_a_missing_database_setting_says_to_set_one(mon
     with pytest.raises(SystemExit) as exit_info:
         cli.main(command)
     assert str(exit_info.value.code).startswith("encounters-service: no database is configured: set DATABASE_URL")
+
+
+def test_the_http_server_speaks_http1_with_the_idle_timeout_and_shares_the_connection_limit():
+    from granian.constants import HTTPModes
+
+    settings = load_settings({"HTTP_IDLE_TIMEOUT_SECONDS": "2.5", "HTTP_MAX_CONNECTIONS": "1001"})
+    server = cli.http_server("encounters_service.app:app_from_env", settings, workers=2)
+    assert server.http == HTTPModes.http1  # no HTTP/2 detection: it read first bytes with no timeout
+    assert server.http1_settings.header_read_timeout == 2500
+    assert server.backpressure == 501  # connections per worker
+
+
+def test_the_connection_limit_raises_the_open_file_limit_or_shrinks_to_fit(monkeypatch):
+    limits = {"soft": 1024, "hard": 4096}
+    monkeypatch.setattr(cli.resource, "getrlimit", lambda _: (limits["soft"], limits["hard"]))
+    monkeypatch.setattr(cli.resource, "setrlimit", lambda _, values: limits.update(soft=values[0]))
+    assert cli.connections_per_worker(2000, workers=2) == 1000
+    assert limits["soft"] == 1000 + cli.FILES_RESERVED
+    assert cli.connections_per_worker(20_000, workers=2) == 4096 - cli.FILES_RESERVED
+    assert limits["soft"] == 4096

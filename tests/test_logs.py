@@ -79,7 +79,7 @@ def test_no_secret_reaches_the_logs_on_error_paths_and_writes(  # noqa: F811 (ap
             app_client.get(url, headers=auth(WRITE_SCOPE)),
             app_client.get(encounter_id.format(new_uuid()), headers=headers),
             app_client.post(ENCOUNTERS, json=create_body(epr_encounter_id="LOG-1"), headers=headers),
-            app_client.post(ENCOUNTERS, content=b"x" * (1024 * 1024 + 1), headers=headers),
+            app_client.post(ENCOUNTERS, content=b"x" * (1024 * 1024 + 1), headers=headers | {"Content-Type": "application/json"}),
             app_client.post(ENCOUNTERS, json=create_body(child_of_encounter_uuid=new_uuid()), headers=headers),
             app_client.get("/test/crash", headers=headers),
         ]

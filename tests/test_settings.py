@@ -95,3 +95,27 @@ def test_a_default_or_short_hs_key_is_named_once_at_start():
     assert load_settings({"HS_KEY": "k" * 63}).weak_key_warning == "HS_KEY is 63 bytes; HS256, HS384, HS512 want at least 64"
     assert load_settings({"HS_KEY": "k" * 32, "HS_ALGORITHMS": "HS256"}).weak_key_warning is None
     assert load_settings({"HS_KEY": "k" * 64}).weak_key_warning is None
+
+
+def test_http_server_timeouts_and_connection_limit():
+    defaults = load_settings({})
+    assert (defaults.http_idle_timeout_s, defaults.http_body_timeout_s, defaults.http_max_connections) == (5.0, 10.0, 10_000)
+    env = {"HTTP_IDLE_TIMEOUT_SECONDS": "2.5", "HTTP_BODY_TIMEOUT_SECONDS": "30", "HTTP_MAX_CONNECTIONS": "500"}
+    settings = load_settings(env)
+    assert (settings.http_idle_timeout_s, settings.http_body_timeout_s, settings.http_max_connections) == (2.5, 30.0, 500)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HTTP_IDLE_TIMEOUT_SECONDS", "0"),
+        ("HTTP_IDLE_TIMEOUT_SECONDS", "soon"),
+        ("HTTP_BODY_TIMEOUT_SECONDS", "-1"),
+        ("HTTP_BODY_TIMEOUT_SECONDS", "inf"),
+        ("HTTP_MAX_CONNECTIONS", "0"),
+        ("HTTP_MAX_CONNECTIONS", "1.5"),
+    ],
+)
+def test_http_server_settings_refuse_what_is_not_a_positive_number(name, value):
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value})

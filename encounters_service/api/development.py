@@ -18,8 +18,8 @@ from encounters_service.models import MAX_LIST_ITEMS, EncounterCreate, decode, e
 
 BULK_MAX_BODY_BYTES = 16 * 1024 * 1024  # 10,000 create bodies of a few hundred bytes each
 # Created in statements of this many, so that each stays well within the statement timeout
-# (about 1 ms per encounter); all of them in one transaction.
-BULK_STATEMENT_ITEMS = 1_000
+# (about 1 ms per encounter, more on a busy machine); all of them in one transaction.
+BULK_STATEMENT_ITEMS = 200
 BulkBody = Annotated[list[EncounterCreate], msgspec.Meta(max_length=MAX_LIST_ITEMS)]
 
 

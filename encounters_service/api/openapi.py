@@ -58,7 +58,8 @@ def documented(ok: Any, *, body: Any = None, errors: Iterable[int] = ()) -> type
     """An Operation class for a route that answers `ok` (a msgspec type) and, if given, takes `body`.
 
     Error statuses: `errors`, and those every route of its kind can answer: 400 (an unknown query
-    parameter) and 414 (a query string too long), 404 for a path id, 413 with a body, 401/403/503
+    parameter) and 414 (a query string too long), 404 for a path id, 408/413/415 with a body (too slow,
+    too large, not JSON: encounters_service/guards.py), 401/403/503
     for a /dhos route (token, database).
     """
     ok_schema = json_schema(ok)
@@ -77,7 +78,7 @@ def documented(ok: Any, *, body: Any = None, errors: Iterable[int] = ()) -> type
             if any(parameter.param_in == "path" for parameter in self.parameters or []):
                 statuses.add(404)
             if self.request_body is not None:
-                statuses.add(413)
+                statuses |= {408, 413, 415}
             success = next(status for status in self.responses if status.startswith("2"))
             self.responses = {
                 success: OpenAPIResponse(description=self.responses[success].description, content=_json(ok_schema)),

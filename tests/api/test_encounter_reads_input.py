@@ -144,7 +144,7 @@ def test_get_routes_refuse_unknown_parameters_bad_flags_and_a_body(client, path,
 @pytest.mark.parametrize("path", LIST_ROUTES)
 def test_list_bodies_are_json_arrays_of_at_most_10000_uuids(client, path):
     def send(**body):
-        return client.post(path, headers=auth(), **body)
+        return client.post(path, headers=auth() | {"Content-Type": "application/json"}, **body)
 
     assert str(MAX_LIST_ITEMS) in message_of(send(json=[str(uuid4())] * (MAX_LIST_ITEMS + 1)), 400)
     assert send(json=[str(uuid4())] * MAX_LIST_ITEMS).status_code == 200

@@ -157,13 +157,13 @@ def test_get_with_an_empty_body_is_served(app_client):
     ],
 )
 def test_invalid_bodies_are_400_naming_the_problem(app_client, content, fragment):
-    response = app_client.post("/test/body", content=content, headers=auth())
+    response = app_client.post("/test/body", content=content, headers=auth() | {"Content-Type": "application/json"})
     assert_error(response, 400, fragment)
 
 
 def test_body_over_one_mebibyte_is_413(app_client):
     big = b'{"name": "' + b"x" * (1024 * 1024) + b'"}'
-    assert_error(app_client.post("/test/body", content=big, headers=auth()), 413, "")
+    assert_error(app_client.post("/test/body", content=big, headers=auth() | {"Content-Type": "application/json"}), 413, "")
 
 
 def test_unexpected_error_is_500_with_request_id_and_no_detail(app_client):
