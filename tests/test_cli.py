@@ -8,6 +8,7 @@ import pytest
 from encounters_service import cli
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, Authenticator
 from encounters_service.settings import load_settings
+from tests.migrations.test_migrations import MIGRATION_IDS
 
 
 def run_cli(capsys, monkeypatch, env: dict[str, str], *argv: str) -> str:
@@ -47,11 +48,13 @@ def test_migrate_upgrade_status_rollback(capsys, monkeypatch, fresh_database):
     status = run_cli(capsys, monkeypatch, env, "migrate", "status")
     assert "applied  0001.initial-schema" in status
     assert "function encounters_api.encounter_json.sql sha256=" in status
-    assert "rolled back: 0002.encounter-document" in run_cli(capsys, monkeypatch, env, "migrate", "rollback")
-    assert "pending  0002.encounter-document" in run_cli(capsys, monkeypatch, env, "migrate", "status")
-    assert "rolled back: 0001.initial-schema" in run_cli(capsys, monkeypatch, env, "migrate", "rollback", "--all")
+    last, *_ = reversed(MIGRATION_IDS)
+    assert f"rolled back: {last}" in run_cli(capsys, monkeypatch, env, "migrate", "rollback")
+    assert f"pending  {last}" in run_cli(capsys, monkeypatch, env, "migrate", "status")
+    rest = ", ".join(reversed(MIGRATION_IDS[:-1]))
+    assert f"rolled back: {rest}\n" == run_cli(capsys, monkeypatch, env, "migrate", "rollback", "--all")
     assert "pending  0001.initial-schema" in run_cli(capsys, monkeypatch, env, "migrate", "status")
-    assert "applied: 0001.initial-schema, 0002.encounter-document" in run_cli(capsys, monkeypatch, env, "migrate", "upgrade")
+    assert f"applied: {', '.join(MIGRATION_IDS)}" in run_cli(capsys, monkeypatch, env, "migrate", "upgrade")
 
 
 def test_bad_configuration_exits_with_a_message(capsys, monkeypatch):
