@@ -23,6 +23,7 @@ import pytest
 
 from encounters_service.db import connect_sync, run_sync
 from encounters_service.sqlfiles import load_queries
+from tests.api.test_encounter_writes import DROP, create_body
 
 QUERIES = load_queries()
 # Text that looks like the JSON the stored document is cut at, for fields that callers write.
@@ -30,15 +31,7 @@ TRICKY = 'x"], "patient_record_uuid": "[", "location_history": [], "score_system
 
 
 def create(conn: psycopg.Connection, **fields: object) -> dict:
-    body = {
-        "patient_uuid": str(uuid.uuid4()),
-        "location_uuid": str(uuid.uuid4()),
-        "patient_record_uuid": str(uuid.uuid4()),
-        "dh_product_uuid": str(uuid.uuid4()),
-        "admitted_at": "2026-01-01T00:00:00Z",
-        "score_system": "news2",
-        **fields,
-    }
+    body = create_body(**{"admitted_at": "2026-01-01T00:00:00Z", "encounter_type": DROP, **fields})
     [(created,)] = run_sync(conn, QUERIES["writes.create_encounter"], body=json.dumps(body), caller="tests", can_edit_ews=True)
     return json.loads(created)
 
