@@ -132,7 +132,9 @@ def main() -> None:
         rows = measure(conninfo, [int(n) for n in args.lengths.split(",")], args.moves)
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE {SCRATCH} WITH (FORCE)")
-    print(f"{'history rows':>12}  {'move (PATCH) ms':>15}  {'move CPU ms':>11}  {'read by id ms':>13}  {'answer KB':>9}")
+    print(
+        f"{'history rows':>12}  {'move (PATCH) ms':>15}  {'move CPU ms':>11}  {'read by id ms':>13}  {'answer KB':>9}"
+    )
     for length, move_ms, move_cpu_ms, read_ms, size in rows:
         cpu = "-" if move_cpu_ms is None else f"{move_cpu_ms:.2f}"
         print(f"{length:>12,}  {move_ms:>15.2f}  {cpu:>11}  {read_ms:>13.2f}  {size / 1000:>9.1f}")

@@ -143,12 +143,14 @@ def _print_welcome(settings: Settings, conninfo: str) -> None:
     base = f"http://{settings.host}:{settings.port}"
     if settings.log_format == "json":  # every line of the output is a JSON record, and no token is logged
         fields = {"database_url": conninfo, "url": base}
-        log.info("local database ready; `encounters-service token` mints a token for local use", extra={"fields": fields})
+        log.info(
+            "local database ready; `encounters-service token` mints a token for local use", extra={"fields": fields}
+        )
         return
     token = mint_token(settings, scopes=[READ_SCOPE, WRITE_SCOPE], claims={"clinician_id": "local-user"})
     print(
         f"\nLocal PostgreSQL in {settings.data_dir}, at {conninfo}\n"
-        f"  (for psql: psql \"$(encounters-service dburl)\"; the URL is also in {settings.data_dir}/{URL_FILE})\n"
+        f'  (for psql: psql "$(encounters-service dburl)"; the URL is also in {settings.data_dir}/{URL_FILE})\n'
         f"Serving on {base}\n"
         f"A token for local use (read and write, valid 1 hour):\n\n  export TOKEN={token}\n\n"
         f"  curl -H \"Authorization: Bearer $TOKEN\" '{base}/dhos/v2/encounter?patient_id={uuid.uuid4()}'\n",
@@ -183,13 +185,17 @@ def cmd_dburl(args: argparse.Namespace, settings: Settings) -> None:
     data_dir = args.data_dir or settings.data_dir
     url = local_database_url(data_dir)
     if url is None:
-        raise SettingsError(f"no local database is running in {data_dir}: start it with `encounters-service serve` (make run)")
+        raise SettingsError(
+            f"no local database is running in {data_dir}: start it with `encounters-service serve` (make run)"
+        )
     print(url)
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> None:
     claims = dict(args.claim or [("clinician_id", "local-user")])
-    print(mint_token(settings, scopes=args.scope or [READ_SCOPE, WRITE_SCOPE], claims=claims, expires_in=args.expires_in))
+    print(
+        mint_token(settings, scopes=args.scope or [READ_SCOPE, WRITE_SCOPE], claims=claims, expires_in=args.expires_in)
+    )
 
 
 def cmd_relay(args: argparse.Namespace, settings: Settings) -> None:
@@ -224,7 +230,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (env HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (env PORT, default 5000)")
     serve.add_argument("--data-dir", type=Path, help="local PostgreSQL data dir (env ENCOUNTERS_DATA_DIR)")
-    serve.add_argument("--relay", action="store_true", help="also publish the event outbox from this process (default off)")
+    serve.add_argument(
+        "--relay", action="store_true", help="also publish the event outbox from this process (default off)"
+    )
     serve.add_argument(
         "--workers",
         type=int,

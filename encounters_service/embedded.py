@@ -94,7 +94,9 @@ def start_local_postgres(data_dir: Path, port: int = DEFAULT_PORT) -> LocalPostg
     pg = LocalPostgres(bindir, pgdata, port if _port_is_free(port) else _free_port())
     # TCP only: a unix socket path inside a deep data dir can exceed the 107-byte socket path limit.
     options = f"-p {pg.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
-    started = _run(bindir / "pg_ctl", "start", "-w", "-t", "60", "-D", pgdata, "-l", logfile, "-o", options, check=False)
+    started = _run(
+        bindir / "pg_ctl", "start", "-w", "-t", "60", "-D", pgdata, "-l", logfile, "-o", options, check=False
+    )
     if started.returncode != 0:
         tail = "\n".join(logfile.read_text(errors="replace").splitlines()[-5:]) if logfile.exists() else started.stderr
         raise EmbeddedPostgresError(f"PostgreSQL did not start; the end of {logfile}:\n{tail}")

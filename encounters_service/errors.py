@@ -73,7 +73,9 @@ def _validation_message(exc: ValidationException) -> str:
         source = getattr(detail.get("source"), "value", detail.get("source"))  # ParamType.QUERY -> "query"
         if source == "body":
             # Litestar reports a missing body as a KeyError on the body parameter's name.
-            parts.append("a JSON request body is required" if message == f"'{key}'" else f"invalid request body: {message}")
+            parts.append(
+                "a JSON request body is required" if message == f"'{key}'" else f"invalid request body: {message}"
+            )
         else:
             parts.append(f"{message} ({source or 'input'} parameter '{key}')" if key else message)
     return "; ".join(parts) or str(exc.detail)

@@ -35,7 +35,9 @@ def check_content(request: Request) -> None:
         return
     headers = request.headers
     media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
-    json_type = media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+    json_type = media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
     if not json_type:
         raise HTTPException(status_code=415, detail=NOT_JSON.format(repr(media_type) if media_type else "not typed"))
     encoding = headers.get("content-encoding", "identity").strip().lower()

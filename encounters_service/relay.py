@@ -266,7 +266,9 @@ async def relay_in_background(relay: Relay) -> AsyncIterator[Relay]:
         try:
             await asyncio.wait_for(task, STOP_TIMEOUT_S)
         except TimeoutError:
-            log.warning("the relay did not stop within %.0f s; its batch in hand will be published again", STOP_TIMEOUT_S)
+            log.warning(
+                "the relay did not stop within %.0f s; its batch in hand will be published again", STOP_TIMEOUT_S
+            )
 
 
 async def run_until_signalled(settings: Settings, conninfo: str) -> None:

@@ -86,7 +86,9 @@ class Settings:
                 f"for local use only; set HS_KEY to a random value of at least {wanted} bytes in every deployment"
             )
         if len(self.hs_key.encode()) < wanted:
-            return f"HS_KEY is {len(self.hs_key.encode())} bytes; {', '.join(self.hs_algorithms)} want at least {wanted}"
+            return (
+                f"HS_KEY is {len(self.hs_key.encode())} bytes; {', '.join(self.hs_algorithms)} want at least {wanted}"
+            )
         return None
 
     @property

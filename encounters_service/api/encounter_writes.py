@@ -64,9 +64,7 @@ async def create_encounter(request: Request, body: RawBody) -> Response:
     return json_response(created)
 
 
-@get(
-    ENCOUNTER, opt=READ, summary="One encounter (full form)", security=BEARER, operation_class=documented(Encounter)
-)
+@get(ENCOUNTER, opt=READ, summary="One encounter (full form)", security=BEARER, operation_class=documented(Encounter))
 async def get_encounter(
     request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False
 ) -> Response:

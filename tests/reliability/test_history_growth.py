@@ -39,7 +39,9 @@ def create(conn: psycopg.Connection, **fields: object) -> dict:
         "score_system": "news2",
         **fields,
     }
-    [(created,)] = run_sync(conn, QUERIES["writes.create_encounter"], body=json.dumps(body), caller="tests", can_edit_ews=True)
+    [(created,)] = run_sync(
+        conn, QUERIES["writes.create_encounter"], body=json.dumps(body), caller="tests", can_edit_ews=True
+    )
     return json.loads(created)
 
 
@@ -105,7 +107,9 @@ def test_the_stored_document_stays_the_rendering_byte_for_byte(db):
         return answer
 
     parent = create(db, epr_encounter_id="P-1")
-    child = check("a child", create(db, child_of_encounter_uuid=parent["uuid"], epr_encounter_id=TRICKY, encounter_type=TRICKY))
+    child = check(
+        "a child", create(db, child_of_encounter_uuid=parent["uuid"], epr_encounter_id=TRICKY, encounter_type=TRICKY)
+    )
     check("move", patch(db, child, {"location_uuid": str(uuid.uuid4())}, caller=TRICKY))
     check("move again", patch(db, child, {"location_uuid": str(uuid.uuid4())}))
     check("score change", patch(db, child, {"score_system": TRICKY, "spo2_scale": 2}, caller=TRICKY))

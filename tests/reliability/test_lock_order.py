@@ -155,8 +155,10 @@ def test_a_merge_racing_a_patch_of_an_encounter_it_moves_never_deadlocks(fresh_d
 
     results = asyncio.run(run())
     seen = deadlocks(db) - before
-    print(f"\n{ITERATIONS} merge/PATCH races: merge {dict(results['merge'])}, patch {dict(results['patch'])},"
-          f" deadlocks {seen}")
+    print(
+        f"\n{ITERATIONS} merge/PATCH races: merge {dict(results['merge'])}, patch {dict(results['patch'])},"
+        f" deadlocks {seen}"
+    )
 
     assert seen == 0
     # Whoever went first, the PATCH clashes with the other encounter (409) and every merge moves both.

@@ -16,7 +16,9 @@ from tests.helpers import TEST_SETTINGS
 from tests.reliability.conftest import SYSTEM, assert_plain_error, seed
 from tests.reliability.raw_http import served, served_database  # noqa: F401 (fixtures)
 
-ROUTES = {route.path_format: frozenset(route.methods) for route in create_app(TEST_SETTINGS, "postgresql://unused").routes}
+ROUTES = {
+    route.path_format: frozenset(route.methods) for route in create_app(TEST_SETTINGS, "postgresql://unused").routes
+}
 GET_ROUTES = sorted(path for path, methods in ROUTES.items() if "GET" in methods)
 VARYING = {"date", "x-request-id"}  # differ between any two answers
 

@@ -119,7 +119,11 @@ def test_every_form_of_every_answer_matches_the_document(seeded_server):
             http.get(f"/dhos/v1/encounter/{uuid.uuid4()}"),  # 404
             http.post(ENCOUNTERS, json=create_body(epr_encounter_id="E-2")),  # 409
             http.post(ENCOUNTERS, json=create_body(child_of_encounter_uuid=str(uuid.uuid4()))),  # 422
-            http.post("/dhos/v1/encounter/patients", content=b"[" * (1024 * 1024 + 1), headers={"Content-Type": "application/json"}),  # 413
+            http.post(
+                "/dhos/v1/encounter/patients",
+                content=b"[" * (1024 * 1024 + 1),
+                headers={"Content-Type": "application/json"},
+            ),  # 413
             http.get("/running", params={"x": "y" * 5000}),  # 414
             http.post("/dhos/v1/encounter/patients", content=b"[]", headers={"Content-Type": "text/plain"}),  # 415
         ]

@@ -179,7 +179,9 @@ def test_over_the_connection_limit_new_connections_wait_for_idle_timeouts_not_fo
         opened = time.monotonic()
         response = httpx.get(service.base_url + LATEST, headers=auth(), timeout=30)
         waited = time.monotonic() - opened
-        print(f"\n{sockets} silent sockets against a limit of {2 * per_worker}: another client answered after {waited:.1f} s")
+        print(
+            f"\n{sockets} silent sockets against a limit of {2 * per_worker}: another client answered after {waited:.1f} s"
+        )
         assert response.status_code == 404
         assert waited < math.ceil(sockets / per_worker) * IDLE_TIMEOUT_S + SLACK_S
         for sock in idle:
