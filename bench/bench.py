@@ -23,8 +23,8 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -60,7 +60,7 @@ SEEDED_TABLES = ("encounter", "location_history", "score_system_history")
 HS_KEY = "bench-" + "k" * 64  # long enough for HS512
 QUERIES = load_queries()
 SERVE = "{python} -m encounters_service serve"  # production defaults; PORT and DATABASE_URL from the environment
-BARE = "{python} %s" % shlex.quote(str(BENCH_DIR / "bare_app.py"))  # the same server and pool, no framework
+BARE = "{python} " + shlex.quote(str(BENCH_DIR / "bare_app.py"))  # the same server and pool, no framework
 BARE_ROUTES = ("get by id", "patient_count (50 ids)")  # the routes bare_app.py answers: a GET and a POST
 
 
@@ -349,7 +349,8 @@ end
 done = function(summary, latency, requests)
     local e = summary.errors
     io.write(string.format(
-        'RESULT {"requests": %%d, "seconds": %%f, "errors": %%d, "bad_status": %%d, "p50": %%d, "p90": %%d, "p99": %%d}\\n',
+        'RESULT {"requests": %%d, "seconds": %%f, "errors": %%d, "bad_status": %%d, ' ..
+        '"p50": %%d, "p90": %%d, "p99": %%d}\\n',
         summary.requests, summary.duration / 1e6, e.connect + e.read + e.write + e.timeout, e.status,
         latency:percentile(50), latency:percentile(90), latency:percentile(99)))
 end
@@ -463,7 +464,8 @@ def bench_dataset(server: str, dataset: Dataset, options: Options, workdir: Path
             result = measure(base, route, dataset, conn, token, options, workdir)
             if route.name.startswith("locations") and not dataset.mixed:
                 script = lua_script(route, token, workdir)
-                extras["peak_memory_mb"] = peak_memory_mb(process.pid, lambda: wrk(base, script, 8, options.seconds))
+                # Called before the next iteration: the loop variable it uses is this one.
+                extras["peak_memory_mb"] = peak_memory_mb(process.pid, lambda: wrk(base, script, 8, options.seconds))  # noqa: B023
             results.append(result)
             if route.name in BARE_ROUTES:  # the same calls on the same server and pool, without the service's code
                 bare = Route(route.name + NO_FRAMEWORK, route.calls, read=False)
@@ -502,7 +504,8 @@ def measure(base: str, route: Route, dataset: Dataset, conn: psycopg.Connection,
 def table(results: list[Result]) -> str:
     census = {r.route: r for r in results if r.dataset == "census"}
     lines = [
-        "| dataset | route | items | KB | req/s | p50 ms | p90 ms | p99 ms | SQL floor ms | p50/floor | p50 scale/census | failed |",
+        "| dataset | route | items | KB | req/s | p50 ms | p90 ms | p99 ms | SQL floor ms | p50/floor"
+        " | p50 scale/census | failed |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
@@ -625,7 +628,8 @@ def main() -> None:
             )
     if args.quick:
         print(
-            "quick run: short runs, no warm-up, a 100,000-encounter scale dataset: the targets are judged on `make bench`"
+            "quick run: short runs, no warm-up, a 100,000-encounter scale dataset:"
+            " the targets are judged on `make bench`"
         )
     if "census" in args.datasets and not args.routes:
         for met, text in targets(results, extras):

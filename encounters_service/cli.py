@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from granian import Granian
 
 log = logging.getLogger("encounters_service")
-DEFAULT_WORKERS = 2  # measured: see the README's Performance section
+DEFAULT_WORKERS = 2  # measured: see docs/performance.md
 FILES_RESERVED = 256  # per worker, besides its HTTP connections: database pool, logs, the listener
 
 
@@ -237,7 +237,7 @@ def parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=default_workers(),
-        help=f"server worker processes (env WEB_CONCURRENCY, default {DEFAULT_WORKERS}; see the README's Performance section)",
+        help=f"server worker processes (env WEB_CONCURRENCY, default {DEFAULT_WORKERS}; see docs/performance.md)",
     )
     serve.set_defaults(run=cmd_serve)
 

@@ -13,7 +13,6 @@ import warnings
 from urllib.parse import quote
 
 from jwt.warnings import InsecureKeyLengthWarning
-
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"

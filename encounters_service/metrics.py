@@ -130,7 +130,7 @@ class _Tally:
             # Many observations at once: prometheus_client has no public call for it.
             child = LATENCY.labels(route, method)
             child._sum.inc(total)
-            for bucket, count in zip(child._buckets, counts):
+            for bucket, count in zip(child._buckets, counts, strict=True):
                 if count:
                     bucket.inc(count)
 

@@ -51,8 +51,8 @@ def _datetime_fields(body: type[Body]) -> tuple[str, ...]:
 
 class LocationVisit(Body):
     location_uuid: UUID
-    arrived_at: AwareDatetime | None | UnsetType = UNSET
-    departed_at: AwareDatetime | None | UnsetType = UNSET
+    arrived_at: AwareDatetime | UnsetType | None = UNSET
+    departed_at: AwareDatetime | UnsetType | None = UNSET
 
 
 class EncounterCreate(Body):
@@ -62,13 +62,13 @@ class EncounterCreate(Body):
     dh_product_uuid: UUID
     admitted_at: AwareDatetime
     score_system: Text
-    encounter_type: Text | None | UnsetType = UNSET
-    epr_encounter_id: EprId | None | UnsetType = UNSET  # "" means a local encounter
-    discharged_at: AwareDatetime | None | UnsetType = UNSET
-    deleted_at: AwareDatetime | None | UnsetType = UNSET
-    child_of_encounter_uuid: UUID | None | UnsetType = UNSET
-    spo2_scale: AskedSpo2Scale | None | UnsetType = UNSET  # null means the default, 1
-    location_history: Annotated[list[LocationVisit], msgspec.Meta(max_length=MAX_LIST_ITEMS)] | None | UnsetType = UNSET
+    encounter_type: Text | UnsetType | None = UNSET
+    epr_encounter_id: EprId | UnsetType | None = UNSET  # "" means a local encounter
+    discharged_at: AwareDatetime | UnsetType | None = UNSET
+    deleted_at: AwareDatetime | UnsetType | None = UNSET
+    child_of_encounter_uuid: UUID | UnsetType | None = UNSET
+    spo2_scale: AskedSpo2Scale | UnsetType | None = UNSET  # null means the default, 1
+    location_history: Annotated[list[LocationVisit], msgspec.Meta(max_length=MAX_LIST_ITEMS)] | UnsetType | None = UNSET
 
 
 class EncounterUpdate(Body):
@@ -76,17 +76,17 @@ class EncounterUpdate(Body):
     (admitted_at, location_uuid, dh_product_uuid, patient_record_uuid, score_system) refuse it;
     null spo2_scale or child_of_encounter_uuid leaves them as they are."""
 
-    epr_encounter_id: EprId | None | UnsetType = UNSET
-    encounter_type: Text | None | UnsetType = UNSET
+    epr_encounter_id: EprId | UnsetType | None = UNSET
+    encounter_type: Text | UnsetType | None = UNSET
     admitted_at: AwareDatetime | UnsetType = UNSET
-    discharged_at: AwareDatetime | None | UnsetType = UNSET
-    deleted_at: AwareDatetime | None | UnsetType = UNSET
+    discharged_at: AwareDatetime | UnsetType | None = UNSET
+    deleted_at: AwareDatetime | UnsetType | None = UNSET
     location_uuid: UUID | UnsetType = UNSET
     dh_product_uuid: UUID | UnsetType = UNSET
     score_system: Text | UnsetType = UNSET
     patient_record_uuid: UUID | UnsetType = UNSET
-    child_of_encounter_uuid: UUID | None | UnsetType = UNSET
-    spo2_scale: AskedSpo2Scale | None | UnsetType = UNSET
+    child_of_encounter_uuid: UUID | UnsetType | None = UNSET
+    spo2_scale: AskedSpo2Scale | UnsetType | None = UNSET
 
 
 class EncounterUnlink(Body):

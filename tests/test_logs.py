@@ -64,8 +64,12 @@ def test_tokens_and_key_never_reach_the_logs_even_at_debug(client, log_lines):
 
 
 @pytest.mark.parametrize("log_format", ["json", "plain"])
-def test_no_secret_reaches_the_logs_on_error_paths_and_writes(  # noqa: F811 (app_client is the fixture)
-    app_client, pg_server, fresh_database, log_lines, log_format
+def test_no_secret_reaches_the_logs_on_error_paths_and_writes(
+    app_client,  # noqa: F811 (the fixture)
+    pg_server,
+    fresh_database,
+    log_lines,
+    log_format,
 ):
     """Every kind of answer — writes, 400, 401, 403, 404, 409, 413, 422, 500, 503 — at DEBUG, with the
     database driver's own logger at DEBUG too (it keeps itself at WARNING otherwise)."""

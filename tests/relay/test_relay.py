@@ -13,8 +13,8 @@ import uuid
 import aio_pika
 from litestar.testing import TestClient
 
-from encounters_service.app import create_app
 from encounters_service import relay
+from encounters_service.app import create_app
 from encounters_service.relay import Backoff, Relay
 from encounters_service.settings import REPO_ROOT
 from tests.relay.crashing_relay import CRASH_EXIT_CODE

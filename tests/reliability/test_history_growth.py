@@ -93,7 +93,8 @@ def test_a_patch_reads_the_same_few_history_rows_however_long_the_history(fresh_
 
 def stored_and_rendered(conn: psycopg.Connection, encounter: dict) -> tuple[str, str]:
     return conn.execute(
-        "SELECT e.document::text, encounters_api.encounter_json(e)::text FROM encounters.encounter AS e WHERE e.uuid = %s",
+        "SELECT e.document::text, encounters_api.encounter_json(e)::text"
+        " FROM encounters.encounter AS e WHERE e.uuid = %s",
         [encounter["uuid"]],
     ).fetchone()
 

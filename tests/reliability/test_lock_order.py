@@ -261,7 +261,7 @@ def test_a_deadlocked_statement_is_run_again_at_most_retries_times(fresh_databas
 
 
 @pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
-def test_a_conflict_that_outlasts_the_retries_is_503_saying_what_happened(app_client, sqlstate):
+def test_a_conflict_that_outlasts_the_retries_is_503_saying_what_happened(app_client, sqlstate):  # noqa: F811
     response = app_client.get(f"/test/raise/{sqlstate}", headers=auth())
     assert_error(response, 503, "conflicted with concurrent changes")
     assert "unavailable" not in response.json()["message"]

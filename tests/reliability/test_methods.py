@@ -24,7 +24,7 @@ VARYING = {"date", "x-request-id"}  # differ between any two answers
 
 
 @pytest.fixture(scope="module")
-def http(served, served_database) -> Iterator[httpx.Client]:
+def http(served, served_database) -> Iterator[httpx.Client]:  # noqa: F811
     with httpx.Client(base_url=served.base_url, headers=SYSTEM, timeout=30) as client:
         documents = seed(client)
         with psycopg.connect(served_database, autocommit=True) as db:  # /healthcheck: no waiting message, no age

@@ -69,7 +69,9 @@ def test_every_form_of_every_answer_matches_the_document(seeded_server):
     parent = next(document for document in seeded_server.documents if document["score_system_history"])
     patient, location = parent["patient_uuid"], parent["location_uuid"]
     child = next(document for document in seeded_server.documents if document.get("child_of_encounter_uuid"))
-    flag_sets = [dict(zip(FLAGS, values)) for values in itertools.product([True, False], repeat=len(FLAGS))]
+    flag_sets = [
+        dict(zip(FLAGS, values, strict=True)) for values in itertools.product((True, False), repeat=len(FLAGS))
+    ]
     by_id = [f"/dhos/v1/encounter/{encounter}" for encounter in seeded_server.encounters]
 
     with httpx.Client(base_url=seeded_server.base_url, headers=SYSTEM) as http:

@@ -48,7 +48,7 @@ SERVER_ANSWERS = {
 
 
 @pytest.mark.parametrize("case", SERVER_ANSWERS)
-def test_what_the_server_refuses_itself_has_a_status_and_no_body(served, case):
+def test_what_the_server_refuses_itself_has_a_status_and_no_body(served, case):  # noqa: F811
     status, request = SERVER_ANSWERS[case]
     answer, _ = exchange(address(served), request + b"Connection: close\r\n\r\n")
     got, headers, body = status_and_body(answer)
@@ -65,13 +65,13 @@ REACH_THE_APP = {
 
 
 @pytest.mark.parametrize("case", REACH_THE_APP)
-def test_the_same_kinds_of_error_that_reach_the_app_carry_a_message(served, case):
+def test_the_same_kinds_of_error_that_reach_the_app_carry_a_message(served, case):  # noqa: F811
     status, request = REACH_THE_APP[case]
     answer, _ = exchange(address(served), request)
     assert message_of(answer, status)
 
 
-def test_up_to_the_servers_limits_headers_are_the_apps_to_judge(served):
+def test_up_to_the_servers_limits_headers_are_the_apps_to_judge(served):  # noqa: F811
     """100 header fields, and a 400 KB header block (within granian's buffer), reach the app."""
     for request in (
         b"GET /running HTTP/1.1\r\n" + HOST + FIELDS_100 + b"Connection: close\r\n\r\n",
