@@ -23,7 +23,8 @@ from encounters_service.logs import configure_logging
 from encounters_service.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from granian import Granian
+    from granian.server.mp import MPServer
+    from granian.server.mt import MTServer
 
 log = logging.getLogger("encounters_service")
 DEFAULT_WORKERS = 2  # measured: see docs/performance.md
@@ -91,7 +92,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         http_server("encounters_service.app:app_from_env", settings, workers=args.workers).serve()
 
 
-def http_server(app_factory: str, settings: Settings, *, workers: int) -> Granian:
+def http_server(app_factory: str, settings: Settings, *, workers: int) -> MPServer | MTServer:
     """The HTTP server of `serve` (also what bench/bare_app.py runs): each worker process calls
     `app_factory` ("module:function") for its ASGI app.
 
@@ -103,6 +104,7 @@ def http_server(app_factory: str, settings: Settings, *, workers: int) -> Grania
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
+    from granian.log import LogLevels
 
     return Granian(
         app_factory,
@@ -117,7 +119,7 @@ def http_server(app_factory: str, settings: Settings, *, workers: int) -> Grania
         # many it stops accepting until one closes (new ones wait in the listen queue).
         backpressure=connections_per_worker(settings.http_max_connections, workers),
         log_access=False,  # the request log line replaces it
-        log_level=settings.log_level.lower(),
+        log_level=LogLevels(settings.log_level.lower()),
         log_dictconfig={"loggers": {"_granian": {"propagate": True}}},  # through our handler and format
         workers_kill_timeout=10,
     )
@@ -203,7 +205,7 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> None:
 
     from encounters_service.relay import run_until_signalled
 
-    if settings.embedded:
+    if settings.database_url is None:  # the local database
         raise SettingsError(
             "the relay needs the service's database: set DATABASE_URL (or DATABASE_HOST, ...); "
             "with the local database, run `encounters-service serve --relay` instead"

@@ -73,9 +73,9 @@ def find_bindir(search_roots: Iterable[Path] = SEARCH_ROOTS, path: str | None = 
         candidates += sorted(root.glob("*/bin"), key=_version, reverse=True)
     if initdb := shutil.which("initdb", path=path):
         candidates.append(Path(initdb).resolve().parent)  # a symlink's target dir also holds pg_ctl
-    for bindir in candidates:
-        if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
-            return bindir
+    for candidate in candidates:
+        if (candidate / "initdb").is_file() and (candidate / "pg_ctl").is_file():
+            return candidate
     raise EmbeddedPostgresError(NOT_FOUND)
 
 
@@ -166,7 +166,8 @@ def _port_is_free(port: int) -> bool:
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _version(bindir: Path) -> tuple[int, ...]:

@@ -9,6 +9,7 @@ import psycopg
 import psycopg.errors
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, MethodNotAllowedException, ValidationException
+from litestar.types import ExceptionHandlersMap
 from psycopg_pool import PoolTimeout
 
 from encounters_service.auth import AuthError
@@ -140,7 +141,7 @@ def handle_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, f"internal error; quote request id {request_id}")
 
 
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: handle_http_exception,
     AuthError: handle_auth_error,
     PoolTimeout: handle_pool_timeout,

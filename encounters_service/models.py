@@ -10,6 +10,7 @@ to UNSET, which msgspec leaves out when encoding: the SQL functions then see "ab
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar, get_args, get_type_hints
 from uuid import UUID
@@ -120,7 +121,7 @@ def decode(model: type[B], raw: bytes) -> B:
         raise ValidationException(f"the request body is not valid JSON: {error}") from None
 
 
-def encode(body: Body | list[Body]) -> str:
+def encode(body: Body | Sequence[Body]) -> str:
     """The body (or a list of bodies) as JSON text for a jsonb parameter; unset fields are left out."""
     return msgspec.json.encode(body).decode()
 

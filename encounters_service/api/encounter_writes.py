@@ -44,7 +44,7 @@ from encounters_service.models import (
 ENCOUNTER = "/dhos/v1/encounter/{encounter_id:uuid}"
 
 
-async def _write(request: Request, query: str, model: type[Body], raw: RawBody, **params: Any) -> list[tuple]:
+async def _write(request: Request, query: str, model: type[Body], raw: RawBody, **params: Any) -> list[tuple[Any, ...]]:
     """Run a write query with the decoded body and the caller's id."""
     body = encode(decode(model, raw))
     return await database(request).rows(query, body=body, caller=caller_of(request).id, **params)
