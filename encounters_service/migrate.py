@@ -103,9 +103,7 @@ _REQUIRES = re.compile(r"^-- requires:(.*)$", re.MULTILINE)
 def _requirements(directory: Path) -> dict[str, list[str]]:
     """Each function file's stem and the stems its `-- requires:` header names."""
     return {
-        path.stem: [
-            name.strip() for line in _REQUIRES.findall(path.read_text()) for name in line.split(",") if name.strip()
-        ]
+        path.stem: [name.strip() for line in _REQUIRES.findall(path.read_text()) for name in line.split(",") if name.strip()]
         for path in sorted(directory.glob("*.sql"))
     }
 
