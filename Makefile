@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help run test migrate status token bench openapi schema-diagram docs clean
+.PHONY: help install lint run test migrate status token bench openapi schema-diagram docs clean
 .DEFAULT_GOAL := help
 
 help:  ## this list: each target and what it does
@@ -12,8 +12,19 @@ help:  ## this list: each target and what it does
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $@
+
+install: $(BIN)/.installed  ## create .venv with the package and its test and lint tools
+
+# Each linter runs, whatever the one before found; `make lint` fails if any of them did.
+LINTERS := "$(BIN)/ruff check ." "$(BIN)/ruff format --check ." "$(BIN)/mypy" \
+	"$(BIN)/squawk --config .squawk.toml migrations/*.sql" "$(BIN)/sqlfluff lint --processes 2 sql migrations" \
+	"$(BIN)/python -m encounters_service.lint_plpgsql"
+
+lint: $(BIN)/.installed  ## ruff, mypy, squawk, sqlfluff, plpgsql_check; fails on any finding (README "Lint")
+	@failed=""; for linter in $(LINTERS); do echo "+ $$linter"; $$linter || failed="$$failed $${linter#$(BIN)/}"; done; \
+		if [ -n "$$failed" ]; then echo "make lint: findings from:$$failed"; exit 1; fi
 
 run: $(BIN)/.installed  ## serve on 127.0.0.1:5000 (own local PostgreSQL unless DATABASE_URL is set)
 	$(BIN)/encounters-service serve

@@ -23,8 +23,8 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -60,7 +60,7 @@ SEEDED_TABLES = ("encounter", "location_history", "score_system_history")
 HS_KEY = "bench-" + "k" * 64  # long enough for HS512
 QUERIES = load_queries()
 SERVE = "{python} -m encounters_service serve"  # production defaults; PORT and DATABASE_URL from the environment
-BARE = "{python} %s" % shlex.quote(str(BENCH_DIR / "bare_app.py"))  # the same server and pool, no framework
+BARE = "{python} " + shlex.quote(str(BENCH_DIR / "bare_app.py"))  # the same server and pool, no framework
 BARE_ROUTES = ("get by id", "patient_count (50 ids)")  # the routes bare_app.py answers: a GET and a POST
 
 
@@ -135,7 +135,9 @@ def routes(dataset: Dataset, modified_since: str) -> list[Route]:
 
     def post(path: str, ids: list[str], query: str, **params: object) -> Call:
         # Lists go to the query file as array literals, as psql -v passes them and as the service does.
-        as_sent = {name: "{" + ",".join(value) + "}" if isinstance(value, list) else value for name, value in params.items()}
+        as_sent = {
+            name: "{" + ",".join(value) + "}" if isinstance(value, list) else value for name, value in params.items()
+        }
         return Call("POST", path, json.dumps(ids), query, as_sent)
 
     def get(path: str, query: str, **params: object) -> Call:
@@ -163,28 +165,31 @@ def routes(dataset: Dataset, modified_since: str) -> list[Route]:
         return Call("PATCH", f"/dhos/v1/encounter/{encounter}", text, "writes.update_encounter",
                     dict(encounter_id=encounter, body=text, caller="bench", can_edit_ews=False))  # fmt: skip
 
+    # One route per line, with its arguments.
+    # fmt: off
     return [
         Route("locations (2,000 ids)", [post("/dhos/v1/encounter/locations", locations, "encounters.open_at_locations",
-              location_ids=locations, open_as_of="infinity", compact=False)]),  # fmt: skip
+              location_ids=locations, open_as_of="infinity", compact=False)]),
         Route("patients (500 ids)", [post("/dhos/v1/encounter/patients", open_patients, "encounters.open_for_patients",
-              patient_ids=open_patients, open_as_of="infinity", compact=False)]),  # fmt: skip
+              patient_ids=open_patients, open_as_of="infinity", compact=False)]),
         Route("latest POST (100 ids)", [post("/dhos/v2/encounter/latest", any_patients[:100],
-              "encounters.latest_per_patient", patient_ids=any_patients[:100], open_as_of="-infinity", compact=False)]),  # fmt: skip
+              "encounters.latest_per_patient", patient_ids=any_patients[:100], open_as_of="-infinity", compact=False)]),
         Route("latest GET", [get(f"/dhos/v2/encounter/latest?patient_id={p}", "encounters.latest",
-              patient_id=p, open_as_of="-infinity", compact=False) for p in any_patients]),  # fmt: skip
+              patient_id=p, open_as_of="-infinity", compact=False) for p in any_patients]),
         Route("patient_count (50 ids)", [post("/dhos/v1/encounter/locations/patient_count", locations[:50],
-              "encounters.patient_count_per_location", location_ids=locations[:50], open_as_of="infinity")]),  # fmt: skip
+              "encounters.patient_count_per_location", location_ids=locations[:50], open_as_of="infinity")]),
         Route("list by patient", [get(f"/dhos/v2/encounter?patient_id={p}", "encounters.by_patient_or_epr_id",
               patient_id=p, epr_encounter_id="", compact=False, expanded=False, show_deleted=False,
-              show_children=False) for p in any_patients]),  # fmt: skip
+              show_children=False) for p in any_patients]),
         Route("modified_since (last 100)", [get(f"/dhos/v2/encounters?modified_since={modified_since}",
               "encounters.modified_since", modified_since=modified_since, compact=False, expanded=False,
-              show_deleted=False, show_children=False)]),  # fmt: skip
+              show_deleted=False, show_children=False)]),
         Route("get by id", [get(f"/dhos/v1/encounter/{e}", "writes.get_encounter", encounter_id=e,
-              show_deleted=False) for e in encounters]),  # fmt: skip
+              show_deleted=False) for e in encounters]),
         Route("create", [create(k) for k in range(1_000)], read=False),
         Route("patch location", [move(n) for n in range(2_000)], read=False),
     ]
+    # fmt: on
 
 
 # --- the database ------------------------------------------------------------------------------
@@ -344,7 +349,8 @@ end
 done = function(summary, latency, requests)
     local e = summary.errors
     io.write(string.format(
-        'RESULT {"requests": %%d, "seconds": %%f, "errors": %%d, "bad_status": %%d, "p50": %%d, "p90": %%d, "p99": %%d}\\n',
+        'RESULT {"requests": %%d, "seconds": %%f, "errors": %%d, "bad_status": %%d, ' ..
+        '"p50": %%d, "p90": %%d, "p99": %%d}\\n',
         summary.requests, summary.duration / 1e6, e.connect + e.read + e.write + e.timeout, e.status,
         latency:percentile(50), latency:percentile(90), latency:percentile(99)))
 end
@@ -458,7 +464,8 @@ def bench_dataset(server: str, dataset: Dataset, options: Options, workdir: Path
             result = measure(base, route, dataset, conn, token, options, workdir)
             if route.name.startswith("locations") and not dataset.mixed:
                 script = lua_script(route, token, workdir)
-                extras["peak_memory_mb"] = peak_memory_mb(process.pid, lambda: wrk(base, script, 8, options.seconds))
+                # Called before the next iteration: the loop variable it uses is this one.
+                extras["peak_memory_mb"] = peak_memory_mb(process.pid, lambda: wrk(base, script, 8, options.seconds))  # noqa: B023
             results.append(result)
             if route.name in BARE_ROUTES:  # the same calls on the same server and pool, without the service's code
                 bare = Route(route.name + NO_FRAMEWORK, route.calls, read=False)
@@ -497,7 +504,8 @@ def measure(base: str, route: Route, dataset: Dataset, conn: psycopg.Connection,
 def table(results: list[Result]) -> str:
     census = {r.route: r for r in results if r.dataset == "census"}
     lines = [
-        "| dataset | route | items | KB | req/s | p50 ms | p90 ms | p99 ms | SQL floor ms | p50/floor | p50 scale/census | failed |",
+        "| dataset | route | items | KB | req/s | p50 ms | p90 ms | p99 ms | SQL floor ms | p50/floor"
+        " | p50 scale/census | failed |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
@@ -569,7 +577,9 @@ def main() -> None:
     parser.add_argument("--datasets", default="census,scale", help="comma-separated: census, scale")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections for throughput")
     parser.add_argument("--seconds", type=int, help="per wrk run (default 4, quick 1)")
-    parser.add_argument("--reuse", action="store_true", help="keep seeded databases from an earlier run (--database-url)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep seeded databases from an earlier run (--database-url)"
+    )
     parser.add_argument("--plans", action="store_true", help="print the scale dataset's plans")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the service (e.g. POOL_MAX_SIZE=8)")
     parser.add_argument("--serve", default=SERVE, help=f"the service's command (default {SERVE!r})")
@@ -611,9 +621,16 @@ def main() -> None:
     print(f"\n{table(results)}\n")
     if "plans" in extras:
         for route, plan in extras["plans"].items():
-            print(f"=== {route}\n{plan}\n" if args.plans else f"plan: {route}: {'SEQ SCAN' if 'Seq Scan' in plan else 'index'}")
+            print(
+                f"=== {route}\n{plan}\n"
+                if args.plans
+                else f"plan: {route}: {'SEQ SCAN' if 'Seq Scan' in plan else 'index'}"
+            )
     if args.quick:
-        print("quick run: short runs, no warm-up, a 100,000-encounter scale dataset: the targets are judged on `make bench`")
+        print(
+            "quick run: short runs, no warm-up, a 100,000-encounter scale dataset:"
+            " the targets are judged on `make bench`"
+        )
     if "census" in args.datasets and not args.routes:
         for met, text in targets(results, extras):
             print(f"{'met    ' if met else 'NOT MET'}  {text}")

@@ -50,7 +50,7 @@ async def measure() -> dict[str, float]:
     from encounters_service.metrics import _TALLY, instrument
 
     configure_logging("INFO", "plain")
-    logging.getLogger().handlers[0].setStream(open(os.devnull, "w"))
+    logging.getLogger().handlers[0].setStream(open(os.devnull, "w"))  # noqa: SIM115 (open until exit)
     apps = {"bare": answer, "metrics": instrument(answer), "request log": request_logging(answer)}
     timings: dict[str, list[float]] = {name: [] for name in apps}
     for _ in range(ROUNDS):  # interleaved

@@ -76,8 +76,11 @@ class Consumer:
     async def __aenter__(self) -> Consumer:
         s = self.settings
         self.connection = await aio_pika.connect(
-            host=s.rabbitmq_host, port=s.rabbitmq_port, login=s.rabbitmq_username,
-            password=s.rabbitmq_password, virtualhost=s.rabbitmq_vhost,
+            host=s.rabbitmq_host,
+            port=s.rabbitmq_port,
+            login=s.rabbitmq_username,
+            password=s.rabbitmq_password,
+            virtualhost=s.rabbitmq_vhost,
         )
         self.channel = await self.connection.channel()
         await self.channel.set_qos(prefetch_count=1000)
@@ -110,7 +113,9 @@ async def start_relay(settings: Settings, conninfo: str) -> asyncio.subprocess.P
         "RABBITMQ_EXCHANGE": settings.rabbitmq_exchange,
         "LOG_LEVEL": "WARN",  # one log line per batch would measure the terminal
     }
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "encounters_service", "relay", env=env, cwd=REPO_ROOT)
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "encounters_service", "relay", env=env, cwd=REPO_ROOT
+    )
 
 
 async def stop_relay(relay: asyncio.subprocess.Process) -> None:
@@ -144,7 +149,9 @@ async def throughput(settings: Settings, conninfo: str, backlog: int) -> None:
     times = sorted(consumer.received.values())
     print(f"throughput, backlog of {backlog} messages, batch size {settings.relay_batch_size}:")
     print(f"  first → last message: {backlog / (times[-1] - times[0]):,.0f} messages/s ({times[-1] - times[0]:.2f} s)")
-    print(f"  relay start → last message: {backlog / (times[-1] - started):,.0f} messages/s ({times[-1] - started:.2f} s)")
+    print(
+        f"  relay start → last message: {backlog / (times[-1] - started):,.0f} messages/s ({times[-1] - started:.2f} s)"
+    )
 
 
 async def latency(settings: Settings, conninfo: str, messages: int) -> None:

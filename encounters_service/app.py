@@ -4,8 +4,9 @@ app_from_env(): the same, as each server worker of `encounters-service serve` bu
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, Request
 from litestar.datastructures import State
@@ -22,7 +23,7 @@ from encounters_service.guards import check_content, guarded
 from encounters_service.logs import configure_logging, request_logging
 from encounters_service.metrics import instrument, publishing
 from encounters_service.relay import Relay, relay_in_background
-from encounters_service.settings import Settings, load_settings
+from encounters_service.settings import Settings, SettingsError, load_settings
 
 MAX_BODY_BYTES = 1024 * 1024
 RELAY_ENV = "ENCOUNTERS_SERVE_RELAY"  # set to "1" by `serve --relay` for its workers
@@ -42,7 +43,7 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
         finally:
             await pool.close()
 
-    lifespans = [lifespan]
+    lifespans: list[Callable[[Litestar], AbstractAsyncContextManager[Any]]] = [lifespan]
     if settings.metrics_enabled:
         lifespans.append(lambda _app: publishing(pool))
     if relay:
@@ -89,4 +90,6 @@ def app_from_env() -> Litestar:
     has put the database it chose (DATABASE_URL) and its --relay flag (ENCOUNTERS_SERVE_RELAY)."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    if settings.database_url is None:
+        raise SettingsError("DATABASE_URL is not set: start the service with `encounters-service serve`")
     return create_app(settings, settings.database_url, relay=os.environ.get(RELAY_ENV) == "1")

@@ -214,9 +214,7 @@ class Authenticator:
         raise jwt.InvalidAlgorithmError
 
 
-def _verify(
-    token: str, key: Any, algorithms: list[str], issuer: str | None, audience: str | None
-) -> dict[str, Any]:
+def _verify(token: str, key: Any, algorithms: list[str], issuer: str | None, audience: str | None) -> dict[str, Any]:
     return _JWT.decode(
         token,
         key,

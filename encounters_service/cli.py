@@ -23,10 +23,11 @@ from encounters_service.logs import configure_logging
 from encounters_service.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from granian import Granian
+    from granian.server.mp import MPServer
+    from granian.server.mt import MTServer
 
 log = logging.getLogger("encounters_service")
-DEFAULT_WORKERS = 2  # measured: see the README's Performance section
+DEFAULT_WORKERS = 2  # measured: see docs/performance.md
 FILES_RESERVED = 256  # per worker, besides its HTTP connections: database pool, logs, the listener
 
 
@@ -91,7 +92,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         http_server("encounters_service.app:app_from_env", settings, workers=args.workers).serve()
 
 
-def http_server(app_factory: str, settings: Settings, *, workers: int) -> Granian:
+def http_server(app_factory: str, settings: Settings, *, workers: int) -> MPServer | MTServer:
     """The HTTP server of `serve` (also what bench/bare_app.py runs): each worker process calls
     `app_factory` ("module:function") for its ASGI app.
 
@@ -103,6 +104,7 @@ def http_server(app_factory: str, settings: Settings, *, workers: int) -> Grania
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
+    from granian.log import LogLevels
 
     return Granian(
         app_factory,
@@ -117,7 +119,7 @@ def http_server(app_factory: str, settings: Settings, *, workers: int) -> Grania
         # many it stops accepting until one closes (new ones wait in the listen queue).
         backpressure=connections_per_worker(settings.http_max_connections, workers),
         log_access=False,  # the request log line replaces it
-        log_level=settings.log_level.lower(),
+        log_level=LogLevels(settings.log_level.lower()),
         log_dictconfig={"loggers": {"_granian": {"propagate": True}}},  # through our handler and format
         workers_kill_timeout=10,
     )
@@ -143,12 +145,14 @@ def _print_welcome(settings: Settings, conninfo: str) -> None:
     base = f"http://{settings.host}:{settings.port}"
     if settings.log_format == "json":  # every line of the output is a JSON record, and no token is logged
         fields = {"database_url": conninfo, "url": base}
-        log.info("local database ready; `encounters-service token` mints a token for local use", extra={"fields": fields})
+        log.info(
+            "local database ready; `encounters-service token` mints a token for local use", extra={"fields": fields}
+        )
         return
     token = mint_token(settings, scopes=[READ_SCOPE, WRITE_SCOPE], claims={"clinician_id": "local-user"})
     print(
         f"\nLocal PostgreSQL in {settings.data_dir}, at {conninfo}\n"
-        f"  (for psql: psql \"$(encounters-service dburl)\"; the URL is also in {settings.data_dir}/{URL_FILE})\n"
+        f'  (for psql: psql "$(encounters-service dburl)"; the URL is also in {settings.data_dir}/{URL_FILE})\n'
         f"Serving on {base}\n"
         f"A token for local use (read and write, valid 1 hour):\n\n  export TOKEN={token}\n\n"
         f"  curl -H \"Authorization: Bearer $TOKEN\" '{base}/dhos/v2/encounter?patient_id={uuid.uuid4()}'\n",
@@ -183,13 +187,17 @@ def cmd_dburl(args: argparse.Namespace, settings: Settings) -> None:
     data_dir = args.data_dir or settings.data_dir
     url = local_database_url(data_dir)
     if url is None:
-        raise SettingsError(f"no local database is running in {data_dir}: start it with `encounters-service serve` (make run)")
+        raise SettingsError(
+            f"no local database is running in {data_dir}: start it with `encounters-service serve` (make run)"
+        )
     print(url)
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> None:
     claims = dict(args.claim or [("clinician_id", "local-user")])
-    print(mint_token(settings, scopes=args.scope or [READ_SCOPE, WRITE_SCOPE], claims=claims, expires_in=args.expires_in))
+    print(
+        mint_token(settings, scopes=args.scope or [READ_SCOPE, WRITE_SCOPE], claims=claims, expires_in=args.expires_in)
+    )
 
 
 def cmd_relay(args: argparse.Namespace, settings: Settings) -> None:
@@ -197,7 +205,7 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> None:
 
     from encounters_service.relay import run_until_signalled
 
-    if settings.embedded:
+    if settings.database_url is None:  # the local database
         raise SettingsError(
             "the relay needs the service's database: set DATABASE_URL (or DATABASE_HOST, ...); "
             "with the local database, run `encounters-service serve --relay` instead"
@@ -224,12 +232,14 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (env HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (env PORT, default 5000)")
     serve.add_argument("--data-dir", type=Path, help="local PostgreSQL data dir (env ENCOUNTERS_DATA_DIR)")
-    serve.add_argument("--relay", action="store_true", help="also publish the event outbox from this process (default off)")
+    serve.add_argument(
+        "--relay", action="store_true", help="also publish the event outbox from this process (default off)"
+    )
     serve.add_argument(
         "--workers",
         type=int,
         default=default_workers(),
-        help=f"server worker processes (env WEB_CONCURRENCY, default {DEFAULT_WORKERS}; see the README's Performance section)",
+        help=f"server worker processes (env WEB_CONCURRENCY, default {DEFAULT_WORKERS}; see docs/performance.md)",
     )
     serve.set_defaults(run=cmd_serve)
 

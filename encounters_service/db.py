@@ -105,7 +105,7 @@ class Database:
         self.pool = pool
         self.queries = load_queries() if queries is None else queries
 
-    async def rows(self, name: str, **params: Any) -> list[tuple]:
+    async def rows(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
         query = self.queries[name]
         arguments = query.arguments(params)
         async with self.pool.connection() as conn:
@@ -146,7 +146,7 @@ class Database:
             yield value
 
 
-def run_sync(conn: Connection, query: Query, **params: Any) -> list[tuple]:
+def run_sync(conn: Connection, query: Query, **params: Any) -> list[tuple[Any, ...]]:
     """The same as Database.rows, on a plain synchronous connection (CLI and tests)."""
     with RawCursor(conn) as cursor:
         cursor.execute(query.sql, query.arguments(params))

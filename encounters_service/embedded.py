@@ -73,9 +73,9 @@ def find_bindir(search_roots: Iterable[Path] = SEARCH_ROOTS, path: str | None = 
         candidates += sorted(root.glob("*/bin"), key=_version, reverse=True)
     if initdb := shutil.which("initdb", path=path):
         candidates.append(Path(initdb).resolve().parent)  # a symlink's target dir also holds pg_ctl
-    for bindir in candidates:
-        if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
-            return bindir
+    for candidate in candidates:
+        if (candidate / "initdb").is_file() and (candidate / "pg_ctl").is_file():
+            return candidate
     raise EmbeddedPostgresError(NOT_FOUND)
 
 
@@ -94,7 +94,9 @@ def start_local_postgres(data_dir: Path, port: int = DEFAULT_PORT) -> LocalPostg
     pg = LocalPostgres(bindir, pgdata, port if _port_is_free(port) else _free_port())
     # TCP only: a unix socket path inside a deep data dir can exceed the 107-byte socket path limit.
     options = f"-p {pg.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
-    started = _run(bindir / "pg_ctl", "start", "-w", "-t", "60", "-D", pgdata, "-l", logfile, "-o", options, check=False)
+    started = _run(
+        bindir / "pg_ctl", "start", "-w", "-t", "60", "-D", pgdata, "-l", logfile, "-o", options, check=False
+    )
     if started.returncode != 0:
         tail = "\n".join(logfile.read_text(errors="replace").splitlines()[-5:]) if logfile.exists() else started.stderr
         raise EmbeddedPostgresError(f"PostgreSQL did not start; the end of {logfile}:\n{tail}")
@@ -164,7 +166,8 @@ def _port_is_free(port: int) -> bool:
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _version(bindir: Path) -> tuple[int, ...]:

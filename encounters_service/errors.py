@@ -9,6 +9,7 @@ import psycopg
 import psycopg.errors
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, MethodNotAllowedException, ValidationException
+from litestar.types import ExceptionHandlersMap
 from psycopg_pool import PoolTimeout
 
 from encounters_service.auth import AuthError
@@ -73,7 +74,9 @@ def _validation_message(exc: ValidationException) -> str:
         source = getattr(detail.get("source"), "value", detail.get("source"))  # ParamType.QUERY -> "query"
         if source == "body":
             # Litestar reports a missing body as a KeyError on the body parameter's name.
-            parts.append("a JSON request body is required" if message == f"'{key}'" else f"invalid request body: {message}")
+            parts.append(
+                "a JSON request body is required" if message == f"'{key}'" else f"invalid request body: {message}"
+            )
         else:
             parts.append(f"{message} ({source or 'input'} parameter '{key}')" if key else message)
     return "; ".join(parts) or str(exc.detail)
@@ -138,7 +141,7 @@ def handle_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, f"internal error; quote request id {request_id}")
 
 
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: handle_http_exception,
     AuthError: handle_auth_error,
     PoolTimeout: handle_pool_timeout,

@@ -6,10 +6,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from litestar import Request
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
 
 from encounters_service.api.common import _declares_body
 from encounters_service.errors import allow_header
@@ -35,7 +46,9 @@ def check_content(request: Request) -> None:
         return
     headers = request.headers
     media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
-    json_type = media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+    json_type = media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
     if not json_type:
         raise HTTPException(status_code=415, detail=NOT_JSON.format(repr(media_type) if media_type else "not typed"))
     encoding = headers.get("content-encoding", "identity").strip().lower()
@@ -52,7 +65,7 @@ def guarded(app: ASGIApp, *, body_timeout_s: float, allowed_methods: Mapping[str
     allow = {path: allow_header(methods) for path, methods in allowed_methods.items()}
 
     async def guard(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         method = scope["method"]
@@ -74,16 +87,16 @@ def _body_guard(receive: Receive, timeout_s: float) -> Receive:
     task, and the read turns that into the 408. (`asyncio.timeout` around each read did the same
     at two to three times the cost, for every read.)"""
     timer: asyncio.TimerHandle | None = None
-    task: asyncio.Task | None = None
+    task: asyncio.Task[Any] | None = None
     timed_out = reading = complete = False
 
     def expire() -> None:
         nonlocal timed_out
         timed_out = True
-        if reading:
+        if reading and task:
             task.cancel()
 
-    async def receive_body() -> Message:
+    async def receive_body() -> ReceiveMessage:
         nonlocal timer, task, reading, complete
         if complete:  # after the body, only the disconnect is left to wait for: no deadline
             return await receive()
@@ -95,7 +108,7 @@ def _body_guard(receive: Receive, timeout_s: float) -> Receive:
             try:
                 message = await receive()
             except asyncio.CancelledError:
-                if not timed_out or task.uncancel() > 0:  # not (only) ours
+                if not timed_out or (task and task.uncancel() > 0):  # not (only) ours
                     raise
             finally:
                 reading = False
@@ -116,7 +129,8 @@ def _without_body(send: Send) -> Send:
         if message["type"] == "http.response.body":
             if message.get("more_body", False):
                 return
-            message = {"type": "http.response.body", "body": b""}
+            empty: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"", "more_body": False}
+            message = empty
         await send(message)
 
     return send_headers_only
@@ -128,7 +142,8 @@ def _with_allow(send: Send, scope: Scope, allow: Mapping[str, str]) -> Send:
         header = allow.get(scope.get("path_template", ""))
         if message["type"] == "http.response.start" and header:
             kept = [(name, value) for name, value in message.get("headers", []) if name.lower() != b"allow"]
-            message = {**message, "headers": [*kept, (b"allow", header.encode())]}
+            started: HTTPResponseStartEvent = {**message, "headers": [*kept, (b"allow", header.encode())]}
+            message = started
         await send(message)
 
     return send_with_allow

@@ -12,12 +12,12 @@ Instants are passed on in UTC, so PostgreSQL never meets an offset beyond its ow
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 import msgspec
 
-LATEST = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 RANGE = "between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z"
 EXAMPLE = "e.g. 2018-01-01T00:00:00.000Z or 2018-01-01T01:00:00+01:00"
 DATETIME_RULES = f"{RANGE} in UTC, {EXAMPLE}"  # for the OpenAPI document
@@ -30,7 +30,7 @@ _DECODER = msgspec.json.Decoder(AwareDatetime)
 def in_utc(name: str, value: datetime) -> datetime:
     """`value` (aware) in UTC; a ValueError naming `name` if that instant is out of range."""
     try:
-        utc = value.astimezone(timezone.utc)
+        utc = value.astimezone(UTC)
     except OverflowError:  # before year 1 or after 9999 in UTC
         utc = None
     if utc is None or utc > LATEST:

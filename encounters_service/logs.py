@@ -10,11 +10,15 @@ import string
 import sys
 import time
 import warnings
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from jwt.warnings import InsecureKeyLengthWarning
-
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from logging import _SysExcInfoType  # typeshed's name for what sys.exc_info() returns
 
 REQUEST_ID_HEADER = "x-request-id"
 _LEVELS = {"ERROR": logging.ERROR, "WARN": logging.WARNING, "INFO": logging.INFO, "DEBUG": logging.DEBUG}
@@ -77,7 +81,7 @@ class TextFormatter(UtcTimes):
         record.message = escape(record.message)
         return super().formatMessage(record)
 
-    def formatException(self, exc_info) -> str:
+    def formatException(self, exc_info: _SysExcInfoType) -> str:
         return _indented(super().formatException(exc_info))
 
     def formatStack(self, stack_info: str) -> str:
@@ -136,7 +140,7 @@ def request_logging(app: ASGIApp) -> ASGIApp:
     echoed in the response header and written in one log line per request with status and duration."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"")

@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager, suppress
 
 import msgspec
 import psycopg
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
     REGISTRY,
@@ -130,9 +131,9 @@ class _Tally:
             # Many observations at once: prometheus_client has no public call for it.
             child = LATENCY.labels(route, method)
             child._sum.inc(total)
-            for bucket, count in zip(child._buckets, counts):
-                if count:
-                    bucket.inc(count)
+            for bucket, observed in zip(child._buckets, counts, strict=True):
+                if observed:
+                    bucket.inc(observed)
 
 
 _TALLY = _Tally()
@@ -143,7 +144,7 @@ def instrument(app: ASGIApp) -> ASGIApp:
     add = _TALLY.add
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         started = time.perf_counter()

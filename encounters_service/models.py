@@ -10,6 +10,7 @@ to UNSET, which msgspec leaves out when encoding: the SQL functions then see "ab
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar, get_args, get_type_hints
 from uuid import UUID
@@ -51,8 +52,8 @@ def _datetime_fields(body: type[Body]) -> tuple[str, ...]:
 
 class LocationVisit(Body):
     location_uuid: UUID
-    arrived_at: AwareDatetime | None | UnsetType = UNSET
-    departed_at: AwareDatetime | None | UnsetType = UNSET
+    arrived_at: AwareDatetime | UnsetType | None = UNSET
+    departed_at: AwareDatetime | UnsetType | None = UNSET
 
 
 class EncounterCreate(Body):
@@ -62,13 +63,13 @@ class EncounterCreate(Body):
     dh_product_uuid: UUID
     admitted_at: AwareDatetime
     score_system: Text
-    encounter_type: Text | None | UnsetType = UNSET
-    epr_encounter_id: EprId | None | UnsetType = UNSET  # "" means a local encounter
-    discharged_at: AwareDatetime | None | UnsetType = UNSET
-    deleted_at: AwareDatetime | None | UnsetType = UNSET
-    child_of_encounter_uuid: UUID | None | UnsetType = UNSET
-    spo2_scale: AskedSpo2Scale | None | UnsetType = UNSET  # null means the default, 1
-    location_history: Annotated[list[LocationVisit], msgspec.Meta(max_length=MAX_LIST_ITEMS)] | None | UnsetType = UNSET
+    encounter_type: Text | UnsetType | None = UNSET
+    epr_encounter_id: EprId | UnsetType | None = UNSET  # "" means a local encounter
+    discharged_at: AwareDatetime | UnsetType | None = UNSET
+    deleted_at: AwareDatetime | UnsetType | None = UNSET
+    child_of_encounter_uuid: UUID | UnsetType | None = UNSET
+    spo2_scale: AskedSpo2Scale | UnsetType | None = UNSET  # null means the default, 1
+    location_history: Annotated[list[LocationVisit], msgspec.Meta(max_length=MAX_LIST_ITEMS)] | UnsetType | None = UNSET
 
 
 class EncounterUpdate(Body):
@@ -76,17 +77,17 @@ class EncounterUpdate(Body):
     (admitted_at, location_uuid, dh_product_uuid, patient_record_uuid, score_system) refuse it;
     null spo2_scale or child_of_encounter_uuid leaves them as they are."""
 
-    epr_encounter_id: EprId | None | UnsetType = UNSET
-    encounter_type: Text | None | UnsetType = UNSET
+    epr_encounter_id: EprId | UnsetType | None = UNSET
+    encounter_type: Text | UnsetType | None = UNSET
     admitted_at: AwareDatetime | UnsetType = UNSET
-    discharged_at: AwareDatetime | None | UnsetType = UNSET
-    deleted_at: AwareDatetime | None | UnsetType = UNSET
+    discharged_at: AwareDatetime | UnsetType | None = UNSET
+    deleted_at: AwareDatetime | UnsetType | None = UNSET
     location_uuid: UUID | UnsetType = UNSET
     dh_product_uuid: UUID | UnsetType = UNSET
     score_system: Text | UnsetType = UNSET
     patient_record_uuid: UUID | UnsetType = UNSET
-    child_of_encounter_uuid: UUID | None | UnsetType = UNSET
-    spo2_scale: AskedSpo2Scale | None | UnsetType = UNSET
+    child_of_encounter_uuid: UUID | UnsetType | None = UNSET
+    spo2_scale: AskedSpo2Scale | UnsetType | None = UNSET
 
 
 class EncounterUnlink(Body):
@@ -120,7 +121,7 @@ def decode(model: type[B], raw: bytes) -> B:
         raise ValidationException(f"the request body is not valid JSON: {error}") from None
 
 
-def encode(body: Body | list[Body]) -> str:
+def encode(body: Body | Sequence[Body]) -> str:
     """The body (or a list of bodies) as JSON text for a jsonb parameter; unset fields are left out."""
     return msgspec.json.encode(body).decode()
 

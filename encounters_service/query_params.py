@@ -7,7 +7,7 @@ strings: a `+` that reached us as a space (an unencoded `+01:00`) is read back a
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 from litestar.exceptions import ValidationException
 
@@ -36,7 +36,7 @@ def instant_or_date(name: str, text: str) -> datetime:
     if not _PLAIN_DATE.fullmatch(text):
         return instant(name, text)
     try:
-        return datetime.combine(date.fromisoformat(text), time(), tzinfo=timezone.utc)
+        return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
     except ValueError:
         message = f"{name} must be a date (YYYY-MM-DD) or an instant, {instants.EXAMPLE} (got {text!r})"
         raise ValidationException(message) from None

@@ -68,7 +68,7 @@ class Backoff:
     maximum_s: float = 30.0
 
     def delay(self, failures: int) -> float:
-        return min(self.maximum_s, self.initial_s * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+        return min(self.maximum_s, self.initial_s * 2.0 ** (failures - 1)) * random.uniform(0.5, 1.0)
 
 
 class Relay:
@@ -249,7 +249,7 @@ async def _publish_in_order(exchange: aio_pika.abc.AbstractExchange, rows: list[
         await exchange.publish(message, row.routing_key, mandatory=False)
 
 
-async def _cancel(task: asyncio.Task) -> None:
+async def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
     with suppress(asyncio.CancelledError, *UNAVAILABLE):
         await task
@@ -266,7 +266,9 @@ async def relay_in_background(relay: Relay) -> AsyncIterator[Relay]:
         try:
             await asyncio.wait_for(task, STOP_TIMEOUT_S)
         except TimeoutError:
-            log.warning("the relay did not stop within %.0f s; its batch in hand will be published again", STOP_TIMEOUT_S)
+            log.warning(
+                "the relay did not stop within %.0f s; its batch in hand will be published again", STOP_TIMEOUT_S
+            )
 
 
 async def run_until_signalled(settings: Settings, conninfo: str) -> None:

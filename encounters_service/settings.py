@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +87,9 @@ class Settings:
                 f"for local use only; set HS_KEY to a random value of at least {wanted} bytes in every deployment"
             )
         if len(self.hs_key.encode()) < wanted:
-            return f"HS_KEY is {len(self.hs_key.encode())} bytes; {', '.join(self.hs_algorithms)} want at least {wanted}"
+            return (
+                f"HS_KEY is {len(self.hs_key.encode())} bytes; {', '.join(self.hs_algorithms)} want at least {wanted}"
+            )
         return None
 
     @property
@@ -97,7 +100,7 @@ class Settings:
     def should_migrate_on_start(self) -> bool:
         return self.embedded if self.migrate_on_start is None else self.migrate_on_start
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
@@ -123,7 +126,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
 
 
-def _positive(env: Mapping[str, str], name: str, default: float, kind: type = float) -> float:
+_Number = TypeVar("_Number", int, float)
+
+
+def _positive(env: Mapping[str, str], name: str, default: _Number, kind: Callable[[str], _Number]) -> _Number:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -212,14 +218,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rabbitmq_exchange=env.get("RABBITMQ_EXCHANGE") or Settings.rabbitmq_exchange,
         rabbitmq_disabled=bool(_flag(env, "RABBITMQ_DISABLED")),
         relay_batch_size=_positive(env, "RELAY_BATCH_SIZE", Settings.relay_batch_size, int),
-        relay_poll_interval_s=_positive(env, "RELAY_POLL_INTERVAL_SECONDS", Settings.relay_poll_interval_s),
-        outbox_retention_hours=_positive(env, "OUTBOX_RETENTION_HOURS", Settings.outbox_retention_hours),
+        relay_poll_interval_s=_positive(env, "RELAY_POLL_INTERVAL_SECONDS", Settings.relay_poll_interval_s, float),
+        outbox_retention_hours=_positive(env, "OUTBOX_RETENTION_HOURS", Settings.outbox_retention_hours, float),
         allow_drop_data=_allow_drop_data(env),
         environment=env.get("ENVIRONMENT", ""),
         metrics_enabled=_flag(env, "METRICS_ENABLED") is not False,
         relay_metrics_port=_positive(env, "RELAY_METRICS_PORT", 0, int) or None,
-        http_idle_timeout_s=_positive(env, "HTTP_IDLE_TIMEOUT_SECONDS", Settings.http_idle_timeout_s),
-        http_body_timeout_s=_positive(env, "HTTP_BODY_TIMEOUT_SECONDS", Settings.http_body_timeout_s),
+        http_idle_timeout_s=_positive(env, "HTTP_IDLE_TIMEOUT_SECONDS", Settings.http_idle_timeout_s, float),
+        http_body_timeout_s=_positive(env, "HTTP_BODY_TIMEOUT_SECONDS", Settings.http_body_timeout_s, float),
         http_max_connections=_positive(env, "HTTP_MAX_CONNECTIONS", Settings.http_max_connections, int),
     )
 

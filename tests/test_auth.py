@@ -14,8 +14,8 @@ from encounters_service.auth import (
     READ_SCOPE,
     VERIFIED_FOR_SECONDS,
     WRITE_SCOPE,
-    AuthError,
     Authenticator,
+    AuthError,
     Caller,
     caller_from_request,
     mint_token,
@@ -218,9 +218,7 @@ def test_require_refuses_with_403(caller, scope, claim, message):
     assert (error.status_code, error.message) == (403, message)
 
 
-@pytest.mark.parametrize(
-    ("caller", "scope", "claim"), [(CALLER, READ_SCOPE, None), (SYSTEM, WRITE_SCOPE, "system_id")]
-)
+@pytest.mark.parametrize(("caller", "scope", "claim"), [(CALLER, READ_SCOPE, None), (SYSTEM, WRITE_SCOPE, "system_id")])
 def test_require_allows(caller, scope, claim):
     require(caller, scope, claim=claim)
 

@@ -21,7 +21,16 @@ def run_cli(capsys, monkeypatch, env: dict[str, str], *argv: str) -> str:
 def test_token_carries_scopes_and_typed_claims(capsys, monkeypatch):
     env = {"HS_KEY": "k" * 64, "HS_ISSUER": "http://iss/"}
     output = run_cli(
-        capsys, monkeypatch, env, "token", "--scope", READ_SCOPE, "--claim", "system_id=dhos-robot", "--claim", "can_edit_ews=true"
+        capsys,
+        monkeypatch,
+        env,
+        "token",
+        "--scope",
+        READ_SCOPE,
+        "--claim",
+        "system_id=dhos-robot",
+        "--claim",
+        "can_edit_ews=true",
     )
     caller = Authenticator(load_settings(env)).authenticate(f"Bearer {output.strip()}")
     assert caller.id == "dhos-robot"
@@ -31,7 +40,9 @@ def test_token_carries_scopes_and_typed_claims(capsys, monkeypatch):
 
 def test_token_defaults_to_read_and_write_for_a_local_clinician(capsys, monkeypatch):
     env = {"HS_KEY": "k" * 64}
-    caller = Authenticator(load_settings(env)).authenticate(f"Bearer {run_cli(capsys, monkeypatch, env, 'token').strip()}")
+    caller = Authenticator(load_settings(env)).authenticate(
+        f"Bearer {run_cli(capsys, monkeypatch, env, 'token').strip()}"
+    )
     assert caller.scopes == frozenset({READ_SCOPE, WRITE_SCOPE})
     assert caller.id == "local-user"
 
@@ -74,15 +85,15 @@ def empty_database(pg_server):
 
 
 @pytest.mark.parametrize("command", ["serve", "relay"])
-
-
 def test_serve_and_relay_refuse_an_unmigrated_database_in_one_line(capsys, monkeypatch, empty_database, command):
     monkeypatch.setenv("DATABASE_URL", empty_database)
     monkeypatch.setenv("MIGRATE_ON_START", "false")
     with pytest.raises(SystemExit) as exit_info:
         cli.main([command])
     message = str(exit_info.value.code)
-    assert message.startswith("encounters-service: the database is not at this version's schema (pending migration 0001")
+    assert message.startswith(
+        "encounters-service: the database is not at this version's schema (pending migration 0001"
+    )
     assert message.endswith("run `encounters-service migrate upgrade` first")
     with psycopg.connect(empty_database) as conn:  # the check wrote nothing, not even yoyo's tables
         assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
@@ -90,7 +101,9 @@ def test_serve_and_relay_refuse_an_unmigrated_database_in_one_line(capsys, monke
 
 def test_serve_refuses_function_files_that_are_not_deployed(capsys, monkeypatch, fresh_database):
     with psycopg.connect(fresh_database, autocommit=True) as conn:
-        conn.execute("UPDATE encounters.deployed_function SET sha256 = 'old' WHERE file_name = 'encounters_api.emit.sql'")
+        conn.execute(
+            "UPDATE encounters.deployed_function SET sha256 = 'old' WHERE file_name = 'encounters_api.emit.sql'"
+        )
     monkeypatch.setenv("DATABASE_URL", fresh_database)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["serve"])
@@ -98,12 +111,17 @@ def test_serve_refuses_function_files_that_are_not_deployed(capsys, monkeypatch,
 
 
 @pytest.mark.parametrize("command", [["serve"], ["migrate", "upgrade"]])
-
-
 def test_without_a_local_database_a_missing_database_setting_says_to_set_one(monkeypatch, command):
     """As in the container image (LOCAL_DATABASE=false), which has no PostgreSQL to start."""
     monkeypatch.setenv("LOCAL_DATABASE", "false")
-    for name in ("DATABASE_URL", "DATABASE_HOST", "DATABASE_PORT", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_NAME"):
+    for name in (
+        "DATABASE_URL",
+        "DATABASE_HOST",
+        "DATABASE_PORT",
+        "DATABASE_USER",
+        "DATABASE_PASSWORD",
+        "DATABASE_NAME",
+    ):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(command)

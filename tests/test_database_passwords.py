@@ -43,7 +43,14 @@ def set_password(pg_server, password: str) -> None:
 
 
 def migrate_with(monkeypatch, capsys, env: dict[str, str]) -> str:
-    for name in ("DATABASE_URL", "DATABASE_HOST", "DATABASE_PORT", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_NAME"):
+    for name in (
+        "DATABASE_URL",
+        "DATABASE_HOST",
+        "DATABASE_PORT",
+        "DATABASE_USER",
+        "DATABASE_PASSWORD",
+        "DATABASE_NAME",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -35,9 +35,8 @@ def test_data_survives_a_restart(data_dir: Path) -> None:
             conn.execute("insert into kept values ('still here')")
     assert not pg.running()
 
-    with start_local_postgres(data_dir) as pg:
-        with psycopg.connect(pg.conninfo) as conn:
-            assert conn.execute("select note from kept").fetchall() == [("still here",)]
+    with start_local_postgres(data_dir) as pg, psycopg.connect(pg.conninfo) as conn:
+        assert conn.execute("select note from kept").fetchall() == [("still here",)]
 
 
 def test_missing_binaries_say_how_to_get_them(tmp_path: Path) -> None:

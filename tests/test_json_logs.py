@@ -25,7 +25,12 @@ def test_every_line_is_a_json_record(data_dir):  # noqa: F811 (the fixture)
         token = mint_token(load_settings({}), scopes=["read:send_encounter"], claims={"clinician_id": "c"})
         base = service.base_url
         assert httpx.get(f"{base}/dhos/v1/encounter/{uuid.uuid4()}").status_code == 401
-        assert httpx.get(f"{base}/dhos/v1/encounter/{uuid.uuid4()}", headers={"Authorization": f"Bearer {token}"}).status_code == 404
+        assert (
+            httpx.get(
+                f"{base}/dhos/v1/encounter/{uuid.uuid4()}", headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 404
+        )
         assert httpx.get(f"{base}/no/such/route").status_code == 404
     finally:
         output = service.stop()

@@ -34,7 +34,12 @@ def test_json_request_line_has_method_path_status_duration_and_id(client, log_li
     lines = log_lines("INFO", "json", lambda: client.get("/running", headers={"X-Request-ID": "rid-1"}))
     entries = [json.loads(line) for line in lines]
     request = next(entry for entry in entries if entry["logger"] == "encounters_service.requests")
-    assert (request["method"], request["path"], request["status"], request["request_id"]) == ("GET", "/running", 200, "rid-1")
+    assert (request["method"], request["path"], request["status"], request["request_id"]) == (
+        "GET",
+        "/running",
+        200,
+        "rid-1",
+    )
     assert request["duration_ms"] >= 0
 
 
@@ -50,15 +55,21 @@ def test_level_error_hides_request_lines(client, log_lines):
 
 def test_tokens_and_key_never_reach_the_logs_even_at_debug(client, log_lines):
     headers = auth()
-    lines = log_lines("DEBUG", "json", lambda: [client.get("/running", headers=headers), client.get("/dhos/x", headers=headers)])
+    lines = log_lines(
+        "DEBUG", "json", lambda: [client.get("/running", headers=headers), client.get("/dhos/x", headers=headers)]
+    )
     text = "\n".join(lines)
     assert headers["Authorization"].split()[1] not in text
     assert TEST_SETTINGS.hs_key not in text
 
 
 @pytest.mark.parametrize("log_format", ["json", "plain"])
-def test_no_secret_reaches_the_logs_on_error_paths_and_writes(  # noqa: F811 (app_client is the fixture)
-    app_client, pg_server, fresh_database, log_lines, log_format
+def test_no_secret_reaches_the_logs_on_error_paths_and_writes(
+    app_client,  # noqa: F811 (the fixture)
+    pg_server,
+    fresh_database,
+    log_lines,
+    log_format,
 ):
     """Every kind of answer — writes, 400, 401, 403, 404, 409, 413, 422, 500, 503 — at DEBUG, with the
     database driver's own logger at DEBUG too (it keeps itself at WARNING otherwise)."""
@@ -79,7 +90,9 @@ def test_no_secret_reaches_the_logs_on_error_paths_and_writes(  # noqa: F811 (ap
             app_client.get(url, headers=auth(WRITE_SCOPE)),
             app_client.get(encounter_id.format(new_uuid()), headers=headers),
             app_client.post(ENCOUNTERS, json=create_body(epr_encounter_id="LOG-1"), headers=headers),
-            app_client.post(ENCOUNTERS, content=b"x" * (1024 * 1024 + 1), headers=headers | {"Content-Type": "application/json"}),
+            app_client.post(
+                ENCOUNTERS, content=b"x" * (1024 * 1024 + 1), headers=headers | {"Content-Type": "application/json"}
+            ),
             app_client.post(ENCOUNTERS, json=create_body(child_of_encounter_uuid=new_uuid()), headers=headers),
             app_client.get("/test/crash", headers=headers),
         ]

@@ -13,7 +13,11 @@ def test_relay_defaults_are_the_platform_exchange_on_a_local_broker():
     assert (settings.rabbitmq_username, settings.rabbitmq_password) == ("guest", "guest")
     assert settings.rabbitmq_exchange == "dhos"
     assert settings.rabbitmq_disabled is False
-    assert (settings.relay_batch_size, settings.relay_poll_interval_s, settings.outbox_retention_hours) == (500, 5.0, 168.0)
+    assert (settings.relay_batch_size, settings.relay_poll_interval_s, settings.outbox_retention_hours) == (
+        500,
+        5.0,
+        168.0,
+    )
 
 
 def test_relay_settings_from_the_environment():
@@ -32,9 +36,17 @@ def test_relay_settings_from_the_environment():
         }
     )
     assert (settings.rabbitmq_host, settings.rabbitmq_port) == ("rabbitmq.internal", 5673)
-    assert (settings.rabbitmq_username, settings.rabbitmq_password, settings.rabbitmq_vhost) == ("svc", "p@ss", "platform")
+    assert (settings.rabbitmq_username, settings.rabbitmq_password, settings.rabbitmq_vhost) == (
+        "svc",
+        "p@ss",
+        "platform",
+    )
     assert (settings.rabbitmq_exchange, settings.rabbitmq_disabled) == ("dhos-test", True)
-    assert (settings.relay_batch_size, settings.relay_poll_interval_s, settings.outbox_retention_hours) == (100, 0.5, 24.0)
+    assert (settings.relay_batch_size, settings.relay_poll_interval_s, settings.outbox_retention_hours) == (
+        100,
+        0.5,
+        24.0,
+    )
 
 
 @pytest.mark.parametrize(

@@ -92,17 +92,28 @@ def test_log_format_takes_color_as_well_as_colour():
 
 def test_a_default_or_short_hs_key_is_named_once_at_start():
     assert "HS_KEY is not set" in load_settings({}).weak_key_warning
-    assert load_settings({"HS_KEY": "k" * 63}).weak_key_warning == "HS_KEY is 63 bytes; HS256, HS384, HS512 want at least 64"
+    assert (
+        load_settings({"HS_KEY": "k" * 63}).weak_key_warning
+        == "HS_KEY is 63 bytes; HS256, HS384, HS512 want at least 64"
+    )
     assert load_settings({"HS_KEY": "k" * 32, "HS_ALGORITHMS": "HS256"}).weak_key_warning is None
     assert load_settings({"HS_KEY": "k" * 64}).weak_key_warning is None
 
 
 def test_http_server_timeouts_and_connection_limit():
     defaults = load_settings({})
-    assert (defaults.http_idle_timeout_s, defaults.http_body_timeout_s, defaults.http_max_connections) == (5.0, 10.0, 10_000)
+    assert (defaults.http_idle_timeout_s, defaults.http_body_timeout_s, defaults.http_max_connections) == (
+        5.0,
+        10.0,
+        10_000,
+    )
     env = {"HTTP_IDLE_TIMEOUT_SECONDS": "2.5", "HTTP_BODY_TIMEOUT_SECONDS": "30", "HTTP_MAX_CONNECTIONS": "500"}
     settings = load_settings(env)
-    assert (settings.http_idle_timeout_s, settings.http_body_timeout_s, settings.http_max_connections) == (2.5, 30.0, 500)
+    assert (settings.http_idle_timeout_s, settings.http_body_timeout_s, settings.http_max_connections) == (
+        2.5,
+        30.0,
+        500,
+    )
 
 
 @pytest.mark.parametrize(

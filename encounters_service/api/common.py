@@ -29,15 +29,19 @@ def requires(scope: str, claim: str | None = None) -> dict[str, tuple[str, str |
 
 READ = requires(READ_SCOPE)
 WRITE = requires(WRITE_SCOPE)
-BEARER = [{"bearer": []}]  # OpenAPI security requirement of the routes that require a scope (scheme: app.py)
+BEARER: list[dict[str, list[str]]] = [
+    {"bearer": []}
+]  # OpenAPI security requirement of the routes that require a scope (scheme: app.py)
 
 
 def caller_of(request: Request) -> Caller:
-    return request.state.caller
+    caller: Caller = request.state.caller
+    return caller
 
 
 def database(request: Request) -> Database:
-    return request.app.state.db
+    db: Database = request.app.state.db
+    return db
 
 
 def json_response(document: bytes | None) -> Response:
@@ -101,7 +105,7 @@ def _declares_body(request: Request) -> bool:
     return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
-def _refuse_repeated_query_parameters(params: MultiDict) -> None:
+def _refuse_repeated_query_parameters(params: MultiDict[str]) -> None:
     """A parameter given twice is a 400, not "last one wins" (SPEC: a repeated query parameter → 400)."""
     if len(params) == len(set(params)):  # len() counts every value, set() each name once
         return

@@ -44,7 +44,7 @@ from encounters_service.models import (
 ENCOUNTER = "/dhos/v1/encounter/{encounter_id:uuid}"
 
 
-async def _write(request: Request, query: str, model: type[Body], raw: RawBody, **params: Any) -> list[tuple]:
+async def _write(request: Request, query: str, model: type[Body], raw: RawBody, **params: Any) -> list[tuple[Any, ...]]:
     """Run a write query with the decoded body and the caller's id."""
     body = encode(decode(model, raw))
     return await database(request).rows(query, body=body, caller=caller_of(request).id, **params)
@@ -64,9 +64,7 @@ async def create_encounter(request: Request, body: RawBody) -> Response:
     return json_response(created)
 
 
-@get(
-    ENCOUNTER, opt=READ, summary="One encounter (full form)", security=BEARER, operation_class=documented(Encounter)
-)
+@get(ENCOUNTER, opt=READ, summary="One encounter (full form)", security=BEARER, operation_class=documented(Encounter))
 async def get_encounter(
     request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False
 ) -> Response:

@@ -16,7 +16,16 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
 import msgspec
-from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+)
 
 from encounters_service.models import ErrorBody
 
@@ -41,7 +50,8 @@ def json_schema(shape: Any) -> dict[str, Any]:
     if origin is dict:
         return {"type": "object", "propertyNames": json_schema(args[0]), "additionalProperties": json_schema(args[1])}
     (schema,), definitions = msgspec.json.schema_components([shape], ref_template="{name}")
-    return _inline(schema, definitions)
+    inlined: dict[str, Any] = _inline(schema, definitions)
+    return inlined
 
 
 def _inline(node: Any, definitions: dict[str, Any]) -> Any:
@@ -80,8 +90,9 @@ def documented(ok: Any, *, body: Any = None, errors: Iterable[int] = ()) -> type
             if self.request_body is not None:
                 statuses |= {408, 413, 415}
             success = next(status for status in self.responses if status.startswith("2"))
+            description = self.responses[success].description  # Litestar's OpenAPIResponse, never a Reference
             self.responses = {
-                success: OpenAPIResponse(description=self.responses[success].description, content=_json(ok_schema)),
+                success: OpenAPIResponse(description=description, content=_json(ok_schema)),  # type: ignore[arg-type]
                 **{str(status): _error(status, error_schema) for status in sorted(statuses)},
             }
 
@@ -94,8 +105,8 @@ def _json(schema: dict[str, Any]) -> dict[str, OpenAPIMediaType]:
 
 
 def _error(status: int, schema: dict[str, Any]) -> OpenAPIResponse:
-    headers = {
-        name: OpenAPIHeader(description=description, required=True, schema=Schema(type="string"))
+    headers: dict[str, OpenAPIHeader | Reference] = {
+        name: OpenAPIHeader(description=description, required=True, schema=Schema(type=OpenAPIType.STRING))
         for name, description in _HEADERS.get(status, {}).items()
     }
     return OpenAPIResponse(description=HTTPStatus(status).phrase, content=_json(schema), headers=headers or None)

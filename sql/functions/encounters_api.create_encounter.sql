@@ -32,7 +32,7 @@ AS $$
 DECLARE
     -- spo2_scale is taken as any number, so that the permission is judged before the value.
     e encounters.encounter := jsonb_populate_record(NULL::encounters.encounter, body - 'spo2_scale');
-    asked_spo2_scale numeric := coalesce(body ->> 'spo2_scale', '1');
+    asked_spo2_scale numeric := coalesce(body ->> 'spo2_scale', '1')::numeric;
     history encounters.location_history[] := ARRAY(
         SELECT h FROM jsonb_populate_recordset(
             NULL::encounters.location_history, nullif(body -> 'location_history', 'null')

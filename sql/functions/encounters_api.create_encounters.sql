@@ -22,7 +22,7 @@ AS $$
 DECLARE
     body jsonb;
     position bigint;
-    created uuid[] := '{}';
+    created uuid[] := '{}'::uuid[];
     failed_state text;
     failed_message text;
 BEGIN

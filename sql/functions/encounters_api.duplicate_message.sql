@@ -10,30 +10,37 @@ STABLE
 BEGIN ATOMIC
     SELECT
         CASE rule
-            WHEN 'encounter_live_epr_id_key' THEN (
-                SELECT format(
-                    'epr_encounter_id %s is already used by encounter %s, which is not deleted',
-                    e.epr_encounter_id, other.uuid
+            WHEN 'encounter_live_epr_id_key'
+                THEN (
+                    SELECT
+                        format(
+                            'epr_encounter_id %s is already used by encounter %s, which is not deleted',
+                            e.epr_encounter_id, other.uuid
+                        )
+                    FROM encounters.encounter AS other
+                    WHERE
+                        other.epr_encounter_id = e.epr_encounter_id
+                        AND other.deleted_at IS NULL
+                        AND other.uuid IS DISTINCT FROM e.uuid
+                    ORDER BY other.uuid
+                    LIMIT 1
                 )
-                FROM encounters.encounter AS other
-                WHERE other.epr_encounter_id = e.epr_encounter_id
-                    AND other.deleted_at IS NULL
-                    AND other.uuid IS DISTINCT FROM e.uuid
-                LIMIT 1
-            )
             WHEN 'encounter_one_open_local_key' THEN (
-                SELECT format(
-                    'patient %s already has an open local encounter: %s',
-                    e.patient_uuid, other.uuid
-                )
+                SELECT
+                    format(
+                        'patient %s already has an open local encounter: %s',
+                        e.patient_uuid, other.uuid
+                    )
                 FROM encounters.encounter AS other
-                WHERE e.epr_encounter_id IS NULL
+                WHERE
+                    e.epr_encounter_id IS NULL
                     AND other.patient_uuid = e.patient_uuid
                     AND other.epr_encounter_id IS NULL
                     AND other.child_of_encounter_uuid IS NULL
                     AND other.discharged_at IS NULL
                     AND other.deleted_at IS NULL
                     AND other.uuid IS DISTINCT FROM e.uuid
+                ORDER BY other.uuid
                 LIMIT 1
             )
         END;

@@ -6,9 +6,9 @@
 -- requires: encounters_api.encounter_document
 CREATE OR REPLACE FUNCTION encounters_api.encounter_json(
     e encounters.encounter,
-    compact boolean DEFAULT false,
-    expanded boolean DEFAULT false,
-    with_children boolean DEFAULT false
+    compact boolean DEFAULT FALSE,
+    expanded boolean DEFAULT FALSE,
+    with_children boolean DEFAULT FALSE
 )
 RETURNS jsonb
 LANGUAGE sql

@@ -19,10 +19,10 @@ VOLATILE
 SET search_path = pg_catalog, encounters, encounters_api
 AS $$
 DECLARE
-    child_record uuid := body ->> 'child_record_uuid';
-    parent_record uuid := body ->> 'parent_record_uuid';
-    parent_patient uuid := body ->> 'parent_patient_uuid';
-    merge_message uuid := body ->> 'message_uuid';
+    child_record uuid := (body ->> 'child_record_uuid')::uuid;
+    parent_record uuid := (body ->> 'parent_record_uuid')::uuid;
+    parent_patient uuid := (body ->> 'parent_patient_uuid')::uuid;
+    merge_message uuid := (body ->> 'message_uuid')::uuid;
     locked uuid[];  -- the patients whose locks this call holds
     moved uuid[];
     moved_patients uuid[];  -- their patients before the merge

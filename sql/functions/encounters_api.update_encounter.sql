@@ -51,7 +51,7 @@ DECLARE
     updated encounters.encounter;
     changed_at timestamptz;
     asked_score_system text := body ->> 'score_system';
-    asked_spo2_scale numeric := body ->> 'spo2_scale';  -- any number: the permission is judged first
+    asked_spo2_scale numeric := (body ->> 'spo2_scale')::numeric;  -- any number: the permission is judged first
     score_change jsonb;
     modifications jsonb;
     rule text;

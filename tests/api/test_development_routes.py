@@ -78,7 +78,11 @@ def test_a_refusal_in_a_later_statement_rolls_back_the_earlier_ones(dev_client, 
 
 def test_drop_data_empties_the_tables_and_keeps_the_schema(dev_client, db):
     encounter = create(dev_client)
-    dev_client.patch(f"/dhos/v1/encounter/{encounter['uuid']}", json={"location_uuid": create_body()["location_uuid"]}, headers=auth())
+    dev_client.patch(
+        f"/dhos/v1/encounter/{encounter['uuid']}",
+        json={"location_uuid": create_body()["location_uuid"]},
+        headers=auth(),
+    )
     migrations = db.execute("SELECT count(*) FROM public._yoyo_migration").fetchone()
     functions = db.execute("SELECT count(*) FROM encounters.deployed_function").fetchone()
 

@@ -95,8 +95,8 @@ def test_one_statement_per_read_request_for_one_or_many_encounters(pg_server, lo
         for name, (method, path, arguments) in read_requests(patients).items():
             responses = []
 
-            def send() -> None:
-                responses.append(logged_client.request(method, path, headers=auth(), **arguments))
+            def send() -> None:  # called by statements_during, within this iteration
+                responses.append(logged_client.request(method, path, headers=auth(), **arguments))  # noqa: B023
 
             assert statements_during(logfile, send) == 1, name
             assert responses[0].status_code == 200, (name, responses[0].text)

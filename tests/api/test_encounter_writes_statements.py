@@ -52,8 +52,8 @@ def test_one_statement_per_write_request_whatever_it_does(pg_server, logged_clie
     for name, (status, method, path, arguments) in requests.items():
         responses = []
 
-        def send() -> None:
-            responses.append(logged_client.request(method, path, **({"headers": auth()} | arguments)))
+        def send() -> None:  # called by statements_during, within this iteration
+            responses.append(logged_client.request(method, path, **({"headers": auth()} | arguments)))  # noqa: B023
 
         assert statements_during(logfile, send) == 1, name
         assert responses[0].status_code == status, (name, responses[0].text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -293,7 +293,7 @@ def test_a_score_change_records_its_audit_and_observation_set_events(client, db)
     ]
     assert {about for _, _, about in events} == {encounter["uuid"]}
     changed_at, _ = modified(db, encounter)
-    modified_iso = changed_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    modified_iso = changed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     audit = events[0][1]["event_data"]
     assert audit == {
         "clinician_id": "clinician-ews",

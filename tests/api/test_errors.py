@@ -163,7 +163,9 @@ def test_invalid_bodies_are_400_naming_the_problem(app_client, content, fragment
 
 def test_body_over_one_mebibyte_is_413(app_client):
     big = b'{"name": "' + b"x" * (1024 * 1024) + b'"}'
-    assert_error(app_client.post("/test/body", content=big, headers=auth() | {"Content-Type": "application/json"}), 413, "")
+    assert_error(
+        app_client.post("/test/body", content=big, headers=auth() | {"Content-Type": "application/json"}), 413, ""
+    )
 
 
 def test_unexpected_error_is_500_with_request_id_and_no_detail(app_client):

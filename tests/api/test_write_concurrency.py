@@ -4,6 +4,7 @@ not timing."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -76,7 +77,7 @@ def test_twenty_simultaneous_moves_leave_a_location_history_without_gaps_or_dupl
     assert len(history) == 20
     assert history[0]["location_uuid"] == encounter["location_uuid"]
     assert history[0]["arrived_at"] == encounter["admitted_at"]
-    for earlier, later in zip(history, history[1:]):
+    for earlier, later in itertools.pairwise(history):
         assert later["arrived_at"] == earlier["departed_at"]
         assert later["departed_at"] >= later["arrived_at"]
     visited = [entry["location_uuid"] for entry in history[1:]] + [final["location_uuid"]]
@@ -85,7 +86,7 @@ def test_twenty_simultaneous_moves_leave_a_location_history_without_gaps_or_dupl
     # Each move started from where the previous one left the encounter: no update was lost.
     moves = [body["event_data"]["modifications"] for _, body, _ in outbox(db) if body.get("event_type")]
     assert [(m["old"], m["new"]) for (m,) in moves] == [
-        (entry["location_uuid"], after) for entry, after in zip(history, visited)
+        (entry["location_uuid"], after) for entry, after in zip(history, visited, strict=True)
     ]
 
 

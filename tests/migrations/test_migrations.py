@@ -18,7 +18,9 @@ from encounters_service.settings import SQL_DIR
 from tests.conftest import create_database, drop_database, stale_documents
 
 SCHEMA_FILES = sorted((SQL_DIR / "schema").glob("*.sql"))
-MIGRATION_IDS = sorted(p.name.removesuffix(".sql") for p in migrate.MIGRATIONS_DIR.glob("*.sql") if not p.name.endswith(".rollback.sql"))
+MIGRATION_IDS = sorted(
+    p.name.removesuffix(".sql") for p in migrate.MIGRATIONS_DIR.glob("*.sql") if not p.name.endswith(".rollback.sql")
+)
 
 
 @pytest.fixture
@@ -32,7 +34,16 @@ def schema_dump(conninfo: str) -> list[str]:
     """pg_dump of our two schemas (empty when they do not exist), without comments, settings and
     the per-dump random \\restrict keys."""
     dumped = subprocess.run(
-        [find_bindir() / "pg_dump", "--schema-only", "--no-owner", "-n", "encounters", "-n", "encounters_api", conninfo],
+        [
+            find_bindir() / "pg_dump",
+            "--schema-only",
+            "--no-owner",
+            "-n",
+            "encounters",
+            "-n",
+            "encounters_api",
+            conninfo,
+        ],
         capture_output=True,
         text=True,
     )
@@ -54,7 +65,9 @@ def build_from_snapshot(conninfo: str, extra_sql: str = "") -> None:
 
 def schema_diff(from_migrations: list[str], from_snapshot: list[str]) -> str:
     return "\n".join(
-        difflib.unified_diff(from_migrations, from_snapshot, "schema from migrations/", "schema from sql/schema/", lineterm="")
+        difflib.unified_diff(
+            from_migrations, from_snapshot, "schema from migrations/", "schema from sql/schema/", lineterm=""
+        )
     )
 
 
@@ -143,7 +156,9 @@ def test_rolling_back_the_document_column_keeps_the_service_working(empty_databa
         _insert(conn, patient)
     assert migrate.rollback(empty_database, steps=2) == ["0003.history-growth", "0002.encounter-document"]
     with psycopg.connect(empty_database) as conn:
-        [(latest,)] = conn.execute("select count(*) from encounters_api.latest_encounter(%s, null, 'infinity')", [patient]).fetchall()
+        [(latest,)] = conn.execute(
+            "select count(*) from encounters_api.latest_encounter(%s, null, 'infinity')", [patient]
+        ).fetchall()
     assert latest == 1  # the functions that the column's CASCADE dropped were re-applied
     migrate.upgrade(empty_database)
     assert stale_documents(empty_database) == []
@@ -210,7 +225,12 @@ def test_migrations_are_squawk_clean():
     """squawk (test extra squawk-cli) with the repository's .squawk.toml finds nothing to report."""
     squawk = Path(sys.executable).with_name("squawk")
     linted = subprocess.run(
-        [squawk, "--config", migrate.MIGRATIONS_DIR.parent / ".squawk.toml", *sorted(migrate.MIGRATIONS_DIR.glob("*.sql"))],
+        [
+            squawk,
+            "--config",
+            migrate.MIGRATIONS_DIR.parent / ".squawk.toml",
+            *sorted(migrate.MIGRATIONS_DIR.glob("*.sql")),
+        ],
         capture_output=True,
         text=True,
     )

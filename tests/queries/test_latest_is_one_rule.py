@@ -1,4 +1,4 @@
-""""Latest" means one thing everywhere. The census query (open_at_locations.sql) picks each
+""" "Latest" means one thing everywhere. The census query (open_at_locations.sql) picks each
 patient's latest encounter with DISTINCT ON over the whole census, for speed, instead of calling
 encounters_api.latest_encounter once per patient; this test holds the two to the same answer on
 data built to separate every step of the ordering (open first, newest admission, newest creation,

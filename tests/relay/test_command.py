@@ -27,8 +27,13 @@ def test_relay_command_publishes_until_sigterm_then_exits_cleanly(db, fresh_data
     async def scenario():
         async with Consumer(relay_settings.rabbitmq_exchange) as consumer:
             relay = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "encounters_service", "relay",
-                env=env, cwd=REPO_ROOT, stderr=asyncio.subprocess.PIPE,
+                sys.executable,
+                "-m",
+                "encounters_service",
+                "relay",
+                env=env,
+                cwd=REPO_ROOT,
+                stderr=asyncio.subprocess.PIPE,
             )
             await consumer.wait_for(len(MESSAGES))
             relay.send_signal(signal.SIGTERM)

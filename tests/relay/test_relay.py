@@ -13,8 +13,8 @@ import uuid
 import aio_pika
 from litestar.testing import TestClient
 
-from encounters_service.app import create_app
 from encounters_service import relay
+from encounters_service.app import create_app
 from encounters_service.relay import Backoff, Relay
 from encounters_service.settings import REPO_ROOT
 from tests.relay.crashing_relay import CRASH_EXIT_CODE
@@ -27,13 +27,18 @@ def test_each_message_arrives_with_its_key_body_and_properties(db, fresh_databas
     message_ids = write_outbox(db, *MESSAGES)
 
     async def scenario():
-        async with Consumer(relay_settings.rabbitmq_exchange) as consumer, running(Relay(relay_settings, fresh_database)):
+        async with (
+            Consumer(relay_settings.rabbitmq_exchange) as consumer,
+            running(Relay(relay_settings, fresh_database)),
+        ):
             return await consumer.wait_for(len(MESSAGES))
 
     received = asyncio.run(scenario())
     assert [(m.routing_key, json.loads(m.body)) for m in received] == [(key, body) for _, key, body in MESSAGES]
     assert [m.message_id for m in received] == [str(message_id) for message_id in message_ids]
-    assert {(m.content_type, m.delivery_mode) for m in received} == {("application/json", aio_pika.DeliveryMode.PERSISTENT)}
+    assert {(m.content_type, m.delivery_mode) for m in received} == {
+        ("application/json", aio_pika.DeliveryMode.PERSISTENT)
+    }
     assert waiting(db) == 0
 
 
@@ -84,13 +89,19 @@ def failures(caplog) -> int:
     return sum("relay interrupted" in record.getMessage() for record in caplog.records)
 
 
-def test_a_relay_killed_between_publish_and_mark_leaves_the_messages_to_be_sent_again(db, fresh_database, relay_settings):
+def test_a_relay_killed_between_publish_and_mark_leaves_the_messages_to_be_sent_again(
+    db, fresh_database, relay_settings
+):
     message_ids = [str(message_id) for message_id in write_outbox(db, *MESSAGES)]
 
     async def scenario():
         async with Consumer(relay_settings.rabbitmq_exchange) as consumer:
             crashing = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.relay.crashing_relay", fresh_database, relay_settings.rabbitmq_exchange,
+                sys.executable,
+                "-m",
+                "tests.relay.crashing_relay",
+                fresh_database,
+                relay_settings.rabbitmq_exchange,
                 cwd=REPO_ROOT,
             )
             assert await asyncio.wait_for(crashing.wait(), TIMEOUT_S) == CRASH_EXIT_CODE

@@ -81,7 +81,9 @@ def test_the_relay_command_serves_its_counters_on_relay_metrics_port(db, fresh_d
     async def scenario():
         async with Consumer(relay_settings.rabbitmq_exchange) as consumer:
             command = [sys.executable, "-m", "encounters_service", "relay"]
-            relay = await asyncio.create_subprocess_exec(*command, env=env, cwd=REPO_ROOT, stderr=asyncio.subprocess.PIPE)
+            relay = await asyncio.create_subprocess_exec(
+                *command, env=env, cwd=REPO_ROOT, stderr=asyncio.subprocess.PIPE
+            )
             try:
                 await consumer.wait_for(len(MESSAGES))
                 await eventually(lambda: published() == len(MESSAGES), "the published count on the metrics port")

@@ -42,7 +42,10 @@ def every_write(client) -> tuple[dict, dict, str]:
     }
     assert client.post("/dhos/v1/encounter/merge", json=merge, headers=auth()).json() == {"total": 1}
     changed_time = {"changed_time": "2018-01-05T00:00:00.000Z"}
-    assert client.patch(f"/dhos/v1/score_system_history/{history['uuid']}", json=changed_time, headers=SYSTEM).status_code == 200
+    assert (
+        client.patch(f"/dhos/v1/score_system_history/{history['uuid']}", json=changed_time, headers=SYSTEM).status_code
+        == 200
+    )
     return parent, child, ward
 
 
@@ -62,10 +65,14 @@ def test_every_write_route_delivers_exactly_the_messages_it_recorded(db, fresh_d
     assert len(received) == len(recorded)
     for encounter in (parent, child):
         expected = [(key, body, message_id) for uuid, key, body, message_id in recorded if uuid == encounter["uuid"]]
-        assert [(m.routing_key, m.body.decode(), m.message_id) for m in received if about(m) == encounter["uuid"]] == expected
+        assert [
+            (m.routing_key, m.body.decode(), m.message_id) for m in received if about(m) == encounter["uuid"]
+        ] == expected
 
     def kinds(encounter):
-        return [(m.routing_key, json.loads(m.body).get("event_type")) for m in received if about(m) == encounter["uuid"]]
+        return [
+            (m.routing_key, json.loads(m.body).get("event_type")) for m in received if about(m) == encounter["uuid"]
+        ]
 
     assert kinds(parent) == [
         ("dhos.DM000007", None),  # create

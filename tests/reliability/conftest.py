@@ -41,19 +41,20 @@ class Seeded:
 
 @pytest.fixture(scope="module")
 def seeded_server(pg_server, template_conninfo) -> Iterator[Seeded]:
-    with template_clone(pg_server) as conninfo, served_in_thread(create_app(TEST_SETTINGS, conninfo)) as base_url:
-        with httpx.Client(base_url=base_url, headers=SYSTEM) as http:
-            everything = seed(http)
-            yield Seeded(
-                base_url,
-                conninfo,
-                documents=tuple(everything),
-                encounters=tuple(encounter["uuid"] for encounter in everything),
-                histories=tuple(
-                    entry["uuid"] for encounter in everything for entry in encounter["score_system_history"]
-                ),
-                uuids=tuple(sorted(set(_uuids_in(everything)))),
-            )
+    with (
+        template_clone(pg_server) as conninfo,
+        served_in_thread(create_app(TEST_SETTINGS, conninfo)) as base_url,
+        httpx.Client(base_url=base_url, headers=SYSTEM) as http,
+    ):
+        everything = seed(http)
+        yield Seeded(
+            base_url,
+            conninfo,
+            documents=tuple(everything),
+            encounters=tuple(encounter["uuid"] for encounter in everything),
+            histories=tuple(entry["uuid"] for encounter in everything for entry in encounter["score_system_history"]),
+            uuids=tuple(sorted(set(_uuids_in(everything)))),
+        )
 
 
 def seed(http: httpx.Client) -> list[dict]:

@@ -228,9 +228,7 @@ def test_a_body_datetime_in_range_is_stored_as_its_utc_instant(client, where, te
 
 @pytest.mark.parametrize("text", [*REFUSED, UNENCODED_PLUS[0], PLAIN_DATE[0]])
 @pytest.mark.parametrize("where", BODY_FIELDS)
-def test_a_body_datetime_out_of_range_or_malformed_is_400_naming_the_field_and_stores_nothing(
-    client, db, where, text
-):
+def test_a_body_datetime_out_of_range_or_malformed_is_400_naming_the_field_and_stores_nothing(client, db, where, text):
     field, prepare = BODY_FIELDS[where]
     send, _ = prepare(client)
     before = snapshot(db)
@@ -291,13 +289,19 @@ QUERY_ROUTES = {
         QueryRoute("GET", "/dhos/v2/encounter", "open_as_of", None, _in_list),
         QueryRoute("GET", "/dhos/v2/encounter/latest", "open_as_of", None, lambda a, r: a["uuid"] == r["encounter"]),
         QueryRoute(
-            "POST", "/dhos/v2/encounter/latest", "open_as_of", "patient",
+            "POST",
+            "/dhos/v2/encounter/latest",
+            "open_as_of",
+            "patient",
             lambda a, r: a.get(r["patient"], {}).get("uuid") == r["encounter"],
         ),
         QueryRoute("POST", "/dhos/v1/encounter/locations", "open_as_of", "location", _in_list),
         QueryRoute("POST", "/dhos/v1/encounter/patients", "open_as_of", "patient", _in_list),
         QueryRoute(
-            "POST", "/dhos/v1/encounter/locations/patient_count", "open_as_of", "location",
+            "POST",
+            "/dhos/v1/encounter/locations/patient_count",
+            "open_as_of",
+            "location",
             lambda a, r: a == {r["location"]: 1},
         ),
         QueryRoute("GET", "/dhos/v2/encounters", "modified_since", None, _in_list),

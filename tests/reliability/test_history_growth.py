@@ -32,7 +32,9 @@ TRICKY = 'x"], "patient_record_uuid": "[", "location_history": [], "score_system
 
 def create(conn: psycopg.Connection, **fields: object) -> dict:
     body = create_body(**{"admitted_at": "2026-01-01T00:00:00Z", "encounter_type": DROP, **fields})
-    [(created,)] = run_sync(conn, QUERIES["writes.create_encounter"], body=json.dumps(body), caller="tests", can_edit_ews=True)
+    [(created,)] = run_sync(
+        conn, QUERIES["writes.create_encounter"], body=json.dumps(body), caller="tests", can_edit_ews=True
+    )
     return json.loads(created)
 
 
@@ -84,7 +86,8 @@ def test_a_patch_reads_the_same_few_history_rows_however_long_the_history(fresh_
 
 def stored_and_rendered(conn: psycopg.Connection, encounter: dict) -> tuple[str, str]:
     return conn.execute(
-        "SELECT e.document::text, encounters_api.encounter_json(e)::text FROM encounters.encounter AS e WHERE e.uuid = %s",
+        "SELECT e.document::text, encounters_api.encounter_json(e)::text"
+        " FROM encounters.encounter AS e WHERE e.uuid = %s",
         [encounter["uuid"]],
     ).fetchone()
 
@@ -98,7 +101,9 @@ def test_the_stored_document_stays_the_rendering_byte_for_byte(db):
         return answer
 
     parent = create(db, epr_encounter_id="P-1")
-    child = check("a child", create(db, child_of_encounter_uuid=parent["uuid"], epr_encounter_id=TRICKY, encounter_type=TRICKY))
+    child = check(
+        "a child", create(db, child_of_encounter_uuid=parent["uuid"], epr_encounter_id=TRICKY, encounter_type=TRICKY)
+    )
     check("move", patch(db, child, {"location_uuid": str(uuid.uuid4())}, caller=TRICKY))
     check("move again", patch(db, child, {"location_uuid": str(uuid.uuid4())}))
     check("score change", patch(db, child, {"score_system": TRICKY, "spo2_scale": 2}, caller=TRICKY))

@@ -38,14 +38,27 @@ STATEMENT_TIMEOUT_MS = 300
 @pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
 def test_a_body_over_1_mib_is_413(client, method, path):
     body = b'["' + b"x" * MAX_BODY_BYTES + b'"]'
-    assert_error(client.request(method, path, content=body, headers=SYSTEM | {"Content-Type": "application/json"}), 413, "Request Entity Too Large")
+    assert_error(
+        client.request(method, path, content=body, headers=SYSTEM | {"Content-Type": "application/json"}),
+        413,
+        "Request Entity Too Large",
+    )
 
 
 @pytest.mark.parametrize(("method", "path"), LIST_ROUTES)
 def test_a_list_body_over_10000_items_is_400(client, method, path):
     body = json.dumps([new_uuid()] * (MAX_LIST_ITEMS + 1))
-    assert_error(client.request(method, path, content=body, headers=auth() | {"Content-Type": "application/json"}), 400, f"length <= {MAX_LIST_ITEMS}")
-    assert client.request(method, path, content=body[: body.rindex(",")] + "]", headers=auth() | {"Content-Type": "application/json"}).status_code == 200
+    assert_error(
+        client.request(method, path, content=body, headers=auth() | {"Content-Type": "application/json"}),
+        400,
+        f"length <= {MAX_LIST_ITEMS}",
+    )
+    assert (
+        client.request(
+            method, path, content=body[: body.rindex(",")] + "]", headers=auth() | {"Content-Type": "application/json"}
+        ).status_code
+        == 200
+    )
 
 
 def test_a_location_history_over_10000_entries_is_400(client, db):

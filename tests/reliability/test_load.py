@@ -16,7 +16,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
@@ -31,7 +31,7 @@ RECORDS = [str(uuid.UUID(int=n + 1001)) for n in range(10)]
 WARDS = [str(uuid.UUID(int=n + 2001)) for n in range(5)]
 EPR_IDS = [f"EPR-{n}" for n in range(30)]
 HEADERS = auth()
-STARTED = datetime.now(timezone.utc)
+STARTED = datetime.now(UTC)
 
 
 @dataclass
@@ -190,7 +190,7 @@ def assert_location_histories_are_chains(db: psycopg.Connection, tally: Tally) -
     for encounter, chain in stays.items():
         admitted_at, location = current[encounter]
         assert chain[0][1] == admitted_at
-        for (_, _, left), (_, arrived, departed) in zip(chain, chain[1:]):
+        for (_, _, left), (_, arrived, departed) in itertools.pairwise(chain):
             assert arrived == left and departed >= arrived
         assert {stay for stay, _, _ in chain[1:]} | {location} >= tally.moves[encounter]
         assert len(chain) == len(tally.moves[encounter])

@@ -155,8 +155,10 @@ def test_a_merge_racing_a_patch_of_an_encounter_it_moves_never_deadlocks(fresh_d
 
     results = asyncio.run(run())
     seen = deadlocks(db) - before
-    print(f"\n{ITERATIONS} merge/PATCH races: merge {dict(results['merge'])}, patch {dict(results['patch'])},"
-          f" deadlocks {seen}")
+    print(
+        f"\n{ITERATIONS} merge/PATCH races: merge {dict(results['merge'])}, patch {dict(results['patch'])},"
+        f" deadlocks {seen}"
+    )
 
     assert seen == 0
     # Whoever went first, the PATCH clashes with the other encounter (409) and every merge moves both.
@@ -259,7 +261,7 @@ def test_a_deadlocked_statement_is_run_again_at_most_retries_times(fresh_databas
 
 
 @pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
-def test_a_conflict_that_outlasts_the_retries_is_503_saying_what_happened(app_client, sqlstate):
+def test_a_conflict_that_outlasts_the_retries_is_503_saying_what_happened(app_client, sqlstate):  # noqa: F811
     response = app_client.get(f"/test/raise/{sqlstate}", headers=auth())
     assert_error(response, 503, "conflicted with concurrent changes")
     assert "unavailable" not in response.json()["message"]

@@ -16,14 +16,16 @@ from tests.helpers import TEST_SETTINGS
 from tests.reliability.conftest import SYSTEM, assert_plain_error, seed
 from tests.reliability.raw_http import served, served_database  # noqa: F401 (fixtures)
 
-ROUTES = {route.path_format: frozenset(route.methods) for route in create_app(TEST_SETTINGS, "postgresql://unused").routes}
+ROUTES = {
+    route.path_format: frozenset(route.methods) for route in create_app(TEST_SETTINGS, "postgresql://unused").routes
+}
 GET_ROUTES = sorted(path for path, methods in ROUTES.items() if "GET" in methods)
 VARYING = {"date", "x-request-id"}  # differ between any two answers
 CHANGING = {"/metrics"}  # its counters move with every request: two answers differ in length
 
 
 @pytest.fixture(scope="module")
-def http(served, served_database) -> Iterator[httpx.Client]:
+def http(served, served_database) -> Iterator[httpx.Client]:  # noqa: F811
     with httpx.Client(base_url=served.base_url, headers=SYSTEM, timeout=30) as client:
         documents = seed(client)
         with psycopg.connect(served_database, autocommit=True) as db:  # /healthcheck: no waiting message, no age

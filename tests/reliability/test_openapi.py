@@ -69,7 +69,9 @@ def test_every_form_of_every_answer_matches_the_document(seeded_server):
     parent = next(document for document in seeded_server.documents if document["score_system_history"])
     patient, location = parent["patient_uuid"], parent["location_uuid"]
     child = next(document for document in seeded_server.documents if document.get("child_of_encounter_uuid"))
-    flag_sets = [dict(zip(FLAGS, values)) for values in itertools.product([True, False], repeat=len(FLAGS))]
+    flag_sets = [
+        dict(zip(FLAGS, values, strict=True)) for values in itertools.product((True, False), repeat=len(FLAGS))
+    ]
     by_id = [f"/dhos/v1/encounter/{encounter}" for encounter in seeded_server.encounters]
 
     with httpx.Client(base_url=seeded_server.base_url, headers=SYSTEM) as http:
@@ -119,7 +121,11 @@ def test_every_form_of_every_answer_matches_the_document(seeded_server):
             http.get(f"/dhos/v1/encounter/{uuid.uuid4()}"),  # 404
             http.post(ENCOUNTERS, json=create_body(epr_encounter_id="E-2")),  # 409
             http.post(ENCOUNTERS, json=create_body(child_of_encounter_uuid=str(uuid.uuid4()))),  # 422
-            http.post("/dhos/v1/encounter/patients", content=b"[" * (1024 * 1024 + 1), headers={"Content-Type": "application/json"}),  # 413
+            http.post(
+                "/dhos/v1/encounter/patients",
+                content=b"[" * (1024 * 1024 + 1),
+                headers={"Content-Type": "application/json"},
+            ),  # 413
             http.get("/running", params={"x": "y" * 5000}),  # 414
             http.post("/dhos/v1/encounter/patients", content=b"[]", headers={"Content-Type": "text/plain"}),  # 415
         ]

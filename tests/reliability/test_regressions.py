@@ -33,14 +33,20 @@ def test_nul_in_a_query_value_is_400_naming_the_parameter(client, query):
 @pytest.mark.parametrize("depth", [1_000, 100_000])
 def test_a_deeply_nested_list_body_is_400(client, path, depth):
     """Was 500: Litestar's JSON decoding recursed until RecursionError."""
-    response = client.post(path, content=b"[" * depth + b"]" * depth, headers=auth() | {"Content-Type": "application/json"})
+    response = client.post(
+        path, content=b"[" * depth + b"]" * depth, headers=auth() | {"Content-Type": "application/json"}
+    )
     assert_error(response, 400, "invalid request body")
 
 
 @pytest.mark.parametrize("path", LIST_ROUTES)
 def test_list_bodies_are_decoded_strictly(client, path):
     assert_error(client.post(path, json=[None], headers=auth()), 400, "invalid request body")
-    assert_error(client.post(path, content=b"[not json", headers=auth() | {"Content-Type": "application/json"}), 400, "not valid JSON")
+    assert_error(
+        client.post(path, content=b"[not json", headers=auth() | {"Content-Type": "application/json"}),
+        400,
+        "not valid JSON",
+    )
 
 
 @pytest.mark.parametrize("method", ["post", "patch"])

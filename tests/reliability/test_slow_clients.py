@@ -20,7 +20,6 @@ import pytest
 from litestar.exceptions import HTTPException
 
 from encounters_service.guards import guarded
-
 from tests.helpers import Service, auth
 from tests.reliability.raw_http import (
     BODY_TIMEOUT_S,
@@ -86,7 +85,7 @@ def _is_socket(fd: Path) -> bool:
         return False
 
 
-def test_2000_idle_sockets_leave_another_client_answered_within_a_second_and_are_closed(served):
+def test_2000_idle_sockets_leave_another_client_answered_within_a_second_and_are_closed(served):  # noqa: F811
     service = served
     target = address(service)
     before, headers = server_sockets(service), auth()
@@ -113,7 +112,8 @@ def test_2000_idle_sockets_leave_another_client_answered_within_a_second_and_are
         p99 = sorted(latencies)[math.ceil(0.99 * len(latencies)) - 1]  # nearest rank
         print(
             f"\n{IDLE_SOCKETS} idle sockets, {held} held by the server; {len(latencies)} requests of another client:"
-            f" p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+            f" p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms,"
+            f" max {max(latencies) * 1000:.1f} ms"
         )
         assert set(statuses) == {404}, statuses
         assert max(latencies) < 1.0
@@ -131,7 +131,7 @@ def test_2000_idle_sockets_leave_another_client_answered_within_a_second_and_are
             sock.close()
 
 
-def test_slow_headers_and_idle_keep_alive_connections_are_closed_after_the_idle_timeout(served):
+def test_slow_headers_and_idle_keep_alive_connections_are_closed_after_the_idle_timeout(served):  # noqa: F811
     target = address(served)
     request = head("GET", "/running", token=False, json_type=False)
     answer, seconds = exchange(target, request[:1], [bytes([byte]) for byte in request[1:]], pause_s=0.5)
@@ -161,13 +161,13 @@ PATIENTS = "/dhos/v1/encounter/patients"
     ],
     ids=["headers, then no body", "a byte a second", "a chunk a second"],
 )
-def test_a_body_that_is_not_all_there_within_the_body_timeout_is_answered_408(served, request_head, body_parts):
+def test_a_body_that_is_not_all_there_within_the_body_timeout_is_answered_408(served, request_head, body_parts):  # noqa: F811
     answer, seconds = exchange(address(served), request_head, body_parts, pause_s=1.0)
     assert f"within {BODY_TIMEOUT_S:g} s" in message_of(answer, 408)
     assert BODY_TIMEOUT_S - 0.5 < seconds < BODY_TIMEOUT_S + SLACK_S
 
 
-def test_over_the_connection_limit_new_connections_wait_for_idle_timeouts_not_for_ever(served_database):
+def test_over_the_connection_limit_new_connections_wait_for_idle_timeouts_not_for_ever(served_database):  # noqa: F811
     """HTTP_MAX_CONNECTIONS reached by silent sockets: granian stops accepting, and a new connection
     waits in the listen queue while the server closes the silent ones it holds, a batch per idle
     timeout; then it is answered. Each worker has its own queue (SO_REUSEPORT) and the kernel
@@ -179,7 +179,10 @@ def test_over_the_connection_limit_new_connections_wait_for_idle_timeouts_not_fo
         opened = time.monotonic()
         response = httpx.get(service.base_url + LATEST, headers=auth(), timeout=30)
         waited = time.monotonic() - opened
-        print(f"\n{sockets} silent sockets against a limit of {2 * per_worker}: another client answered after {waited:.1f} s")
+        print(
+            f"\n{sockets} silent sockets against a limit of {2 * per_worker}:"
+            f" another client answered after {waited:.1f} s"
+        )
         assert response.status_code == 404
         assert waited < math.ceil(sockets / per_worker) * IDLE_TIMEOUT_S + SLACK_S
         for sock in idle:

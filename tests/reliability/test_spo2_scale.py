@@ -65,6 +65,8 @@ def test_patch_with_a_value_that_is_not_a_scale_is_400_for_a_caller_who_may_edit
 def test_the_scales_themselves_still_work(client):
     assert create(client, spo2_scale=2, headers=EWS_EDITOR)["spo2_scale"] == 2
     encounter = create(client, spo2_scale=1, headers=CLINICIAN)
-    assert patched(client, encounter, {"spo2_scale": 1}, CLINICIAN)["spo2_scale"] == 1  # no change: no permission needed
+    assert (
+        patched(client, encounter, {"spo2_scale": 1}, CLINICIAN)["spo2_scale"] == 1
+    )  # no change: no permission needed
     assert patched(client, encounter, {"spo2_scale": 2}, EWS_EDITOR)["spo2_scale"] == 2
     assert patched(client, encounter, {"spo2_scale": 2}, CLINICIAN)["spo2_scale"] == 2

@@ -24,8 +24,8 @@ from encounters_service.auth import (
     VERIFIED_BYTES,
     VERIFIED_FOR_SECONDS,
     VERIFIED_TOKENS,
-    AuthError,
     Authenticator,
+    AuthError,
 )
 from tests.helpers import SERVICE_ENV, TEST_SETTINGS, Service, hs_payload
 from tests.reliability.test_token_matrix import (  # noqa: F401 (arranged and matrix_client are fixtures)
@@ -152,7 +152,7 @@ def test_a_token_over_the_size_limit_is_401_before_any_decoding(monkeypatch):
         assert refusal == (401, f"token is longer than {MAX_TOKEN_BYTES} bytes")
 
 
-def test_an_oversize_token_is_401_on_every_route(matrix_client, arranged):
+def test_an_oversize_token_is_401_on_every_route(matrix_client, arranged):  # noqa: F811
     token = one_token(MAX_TOKEN_BYTES + 1)
     answers = [r.send(matrix_client, arranged, {"Authorization": bearer(token)}) for r in ROUTES]
     assert [a.status_code for a in answers] == [401] * len(ROUTES)

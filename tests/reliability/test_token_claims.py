@@ -60,7 +60,7 @@ def with_metadata(metadata: dict, scope: str = SCOPES) -> dict[str, str]:
     return token_with(metadata=metadata, scope=scope)
 
 
-def statuses(client, arranged, headers, routes=ROUTES) -> dict[tuple[str, str], int]:
+def statuses(client, arranged, headers, routes=ROUTES) -> dict[tuple[str, str], int]:  # noqa: F811
     return {(r.method, r.path): r.send(client, arranged, headers).status_code for r in routes}
 
 
@@ -96,7 +96,7 @@ def not_a_number(claim: str, value: object) -> object:
 
 
 @pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
-def test_a_registered_time_claim_that_is_not_a_number_is_401_on_every_route(matrix_client, arranged, db, claim):
+def test_a_registered_time_claim_that_is_not_a_number_is_401_on_every_route(matrix_client, arranged, db, claim):  # noqa: F811
     before = snapshot(db)
     for name, value in NOT_NUMBERS.items():
         headers = token_with(**{claim: not_a_number(claim, value)})
@@ -108,7 +108,7 @@ def test_a_registered_time_claim_that_is_not_a_number_is_401_on_every_route(matr
     assert snapshot(db) == before
 
 
-def test_time_claims_that_are_numbers_still_work_fractions_and_out_of_range_ones_included(matrix_client, arranged):
+def test_time_claims_that_are_numbers_still_work_fractions_and_out_of_range_ones_included(matrix_client, arranged):  # noqa: F811
     fractional = token_with(exp=NOW + 600.5, nbf=NOW - 0.25, iat=NOW - 1.5)
     assert statuses(matrix_client, arranged, fractional) == everywhere(200)
     payload = json.dumps(hs_payload(scope=SCOPES, metadata=EVERY_CLAIM, exp=123456789))
@@ -131,7 +131,7 @@ def written_by(db) -> set[str]:
     return found | {value for (value,) in events if value is not None}
 
 
-def test_caller_id_claims_that_are_not_non_empty_strings_are_skipped(matrix_client, arranged, db):
+def test_caller_id_claims_that_are_not_non_empty_strings_are_skipped(matrix_client, arranged, db):  # noqa: F811
     for junk in NOT_IDS:
         junk_ids = {name: junk for name in ID_CLAIMS if name != "system_id"}
         headers = with_metadata({**junk_ids, "system_id": "claims-system", "can_edit_ews": True})
@@ -143,7 +143,7 @@ def test_caller_id_claims_that_are_not_non_empty_strings_are_skipped(matrix_clie
     assert written_by(db) == {"matrix-system", "claims-system", "unknown"}
 
 
-def test_a_system_id_that_is_not_a_non_empty_string_does_not_open_the_systems_only_route(matrix_client, arranged, db):
+def test_a_system_id_that_is_not_a_non_empty_string_does_not_open_the_systems_only_route(matrix_client, arranged, db):  # noqa: F811
     before = snapshot(db)
     for junk in NOT_IDS:
         headers = with_metadata({"clinician_id": "c", "system_id": junk, "can_edit_ews": True})
@@ -157,7 +157,7 @@ UNSTORABLE = {"NUL": "clin\x00ician", "lone surrogate": "clin\ud800", "lone low 
 
 
 @pytest.mark.parametrize("claim", ID_CLAIMS)
-def test_a_caller_id_that_postgresql_text_cannot_store_is_401_on_every_route(matrix_client, arranged, db, claim):
+def test_a_caller_id_that_postgresql_text_cannot_store_is_401_on_every_route(matrix_client, arranged, db, claim):  # noqa: F811
     before = snapshot(db)
     for name, value in UNSTORABLE.items():
         # Another, good id comes first where it can: an unstorable id refuses the token wherever it sits.
@@ -171,20 +171,20 @@ def test_a_caller_id_that_postgresql_text_cannot_store_is_401_on_every_route(mat
 
 
 @pytest.mark.parametrize("separator", ["\u00a0", "\t", "\n", "\r", "\u2003", ",", "\x00"])
-def test_scopes_are_split_on_ascii_spaces_only(matrix_client, arranged, db, separator):
+def test_scopes_are_split_on_ascii_spaces_only(matrix_client, arranged, db, separator):  # noqa: F811
     before = snapshot(db)
     headers = with_metadata(EVERY_CLAIM, scope=separator.join([READ_SCOPE, WRITE_SCOPE]))
     assert statuses(matrix_client, arranged, headers) == everywhere(403)
     assert snapshot(db) == before
 
 
-def test_runs_of_ascii_spaces_around_scopes_are_fine(matrix_client, arranged):
+def test_runs_of_ascii_spaces_around_scopes_are_fine(matrix_client, arranged):  # noqa: F811
     headers = with_metadata(EVERY_CLAIM, scope=f"  {READ_SCOPE}   {WRITE_SCOPE} ")
     assert statuses(matrix_client, arranged, headers) == everywhere(200)
 
 
 @pytest.mark.parametrize("value", [1, "true", "True", [True], {"x": True}, 1.0])
-def test_only_json_true_lets_a_caller_change_the_spo2_scale(matrix_client, db, value):
+def test_only_json_true_lets_a_caller_change_the_spo2_scale(matrix_client, db, value):  # noqa: F811
     before = snapshot(db)
     headers = with_metadata({"clinician_id": "c", "can_edit_ews": value})
     answer = matrix_client.post(ENCOUNTERS, json=create_body(spo2_scale=2), headers=headers)
@@ -205,7 +205,7 @@ def two_authorizations(pair: list[dict[str, str]]) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("name", TWO_HEADERS)
-def test_two_authorization_headers_are_401_on_every_route(matrix_client, arranged, db, name):
+def test_two_authorization_headers_are_401_on_every_route(matrix_client, arranged, db, name):  # noqa: F811
     before = snapshot(db)
     headers = two_authorizations(TWO_HEADERS[name])
     answers = [r.send(matrix_client, arranged, headers) for r in ROUTES]

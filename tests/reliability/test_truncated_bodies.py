@@ -36,13 +36,13 @@ CUT_SHORT = {
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 @pytest.mark.parametrize("case", CUT_SHORT)
-def test_a_body_cut_short_then_half_closed_is_400_with_a_message(served, method, path, case):
+def test_a_body_cut_short_then_half_closed_is_400_with_a_message(served, method, path, case):  # noqa: F811
     fields, body = CUT_SHORT[case]
     answer, _ = exchange(address(served), head(method, path, *fields) + body, half_close=True)
     assert message_of(answer, 400) == BODY_CUT_SHORT
 
 
-def test_a_client_gone_mid_body_leaves_no_server_error_in_the_log(served):
+def test_a_client_gone_mid_body_leaves_no_server_error_in_the_log(served):  # noqa: F811
     fields, body = CUT_SHORT["shorter than its Content-Length"]
     for method, path in ROUTES:
         with socket.create_connection(address(served)) as sock:

@@ -27,14 +27,23 @@ def test_the_stored_document_follows_each_write_function(db):
     assert len(stored["location_history"]) == 1
 
     body = {"location_uuid": str(uuid.uuid4()), "score_system": "meows", "spo2_scale": 2}
-    db.execute("SELECT encounters_api.update_encounter(%s, %s::jsonb, 'nurse', true)", [encounter["uuid"], json.dumps(body)])
+    db.execute(
+        "SELECT encounters_api.update_encounter(%s, %s::jsonb, 'nurse', true)", [encounter["uuid"], json.dumps(body)]
+    )
     stored, rendered = stored_and_rendered(db, encounter["uuid"])
     assert stored == rendered
-    assert (stored["location_uuid"], stored["score_system"], len(stored["location_history"])) == (body["location_uuid"], "meows", 2)
+    assert (stored["location_uuid"], stored["score_system"], len(stored["location_history"])) == (
+        body["location_uuid"],
+        "meows",
+        2,
+    )
     [entry] = stored["score_system_history"]
 
     changed = {"changed_time": "2019-05-05T05:05:05.000Z"}
-    db.execute("SELECT encounters_api.update_score_system_history(%s, %s::jsonb, 'nurse')", [entry["uuid"], json.dumps(changed)])
+    db.execute(
+        "SELECT encounters_api.update_score_system_history(%s, %s::jsonb, 'nurse')",
+        [entry["uuid"], json.dumps(changed)],
+    )
     stored, rendered = stored_and_rendered(db, encounter["uuid"])
     assert stored == rendered
     assert stored["score_system_history"][0]["changed_time"] == changed["changed_time"]
@@ -42,7 +51,10 @@ def test_the_stored_document_follows_each_write_function(db):
 
 def test_raw_writes_to_the_tables_re_render_it_too(db):
     encounter = create(db, location_history=[{"location_uuid": str(uuid.uuid4())}] * 3)
-    db.execute("UPDATE encounters.location_history SET departed_at = '2030-01-01Z' WHERE encounter_uuid = %s", [encounter["uuid"]])
+    db.execute(
+        "UPDATE encounters.location_history SET departed_at = '2030-01-01Z' WHERE encounter_uuid = %s",
+        [encounter["uuid"]],
+    )
     stored, rendered = stored_and_rendered(db, encounter["uuid"])
     assert stored == rendered
     assert {visit["departed_at"] for visit in stored["location_history"]} == {"2030-01-01T00:00:00.000Z"}
@@ -58,6 +70,9 @@ def test_raw_writes_to_the_tables_re_render_it_too(db):
 def test_moving_history_rows_re_renders_both_encounters(db):
     giver = create(db, location_history=[{"location_uuid": str(uuid.uuid4())}])
     taker = create(db)
-    db.execute("UPDATE encounters.location_history SET encounter_uuid = %s WHERE encounter_uuid = %s", [taker["uuid"], giver["uuid"]])
+    db.execute(
+        "UPDATE encounters.location_history SET encounter_uuid = %s WHERE encounter_uuid = %s",
+        [taker["uuid"], giver["uuid"]],
+    )
     assert [len(stored_and_rendered(db, e["uuid"])[0]["location_history"]) for e in (giver, taker)] == [0, 1]
     assert all(stored == rendered for stored, rendered in (stored_and_rendered(db, e["uuid"]) for e in (giver, taker)))

@@ -9,6 +9,6 @@
 INSERT INTO encounters.deployed_function (file_name, sha256)
 VALUES (:'file_name'::text, :'sha256'::text)
 ON CONFLICT (file_name) DO UPDATE
-SET sha256 = excluded.sha256, applied_at = now()
-WHERE deployed_function.sha256 <> excluded.sha256
+    SET sha256 = excluded.sha256, applied_at = now()
+    WHERE deployed_function.sha256 <> excluded.sha256
 RETURNING file_name;

@@ -12,7 +12,8 @@
 WITH rendered AS (
     UPDATE encounters.encounter
     SET document = NULL
-    WHERE :'every'::boolean OR document IS NULL
+    WHERE document IS NULL OR :'every'::boolean
     RETURNING 1
 )
+
 SELECT count(*) AS rendered FROM rendered;

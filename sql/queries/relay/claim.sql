@@ -45,12 +45,13 @@ SELECT
     outbox.body,
     round(extract(EPOCH FROM clock_timestamp() - outbox.created_at)::numeric, 3)::float8 AS waited_seconds
 FROM claimed
-INNER JOIN encounters.outbox ON outbox.id = claimed.id
-WHERE NOT EXISTS (
-    SELECT 1
-    FROM held_elsewhere
-    WHERE
-        held_elsewhere.encounter_uuid = claimed.encounter_uuid
-        AND held_elsewhere.first_id < claimed.id
-)
+INNER JOIN encounters.outbox ON claimed.id = outbox.id
+WHERE
+    NOT EXISTS (
+        SELECT 1
+        FROM held_elsewhere
+        WHERE
+            held_elsewhere.encounter_uuid = claimed.encounter_uuid
+            AND held_elsewhere.first_id < claimed.id
+    )
 ORDER BY outbox.id;

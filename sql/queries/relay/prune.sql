@@ -10,13 +10,14 @@
 --   psql -v retention='7 days' -v max_rows=10000 -f sql/queries/relay/prune.sql
 WITH pruned AS (
     DELETE FROM encounters.outbox
-    WHERE id IN (
-        SELECT id
-        FROM encounters.outbox
-        WHERE published_at < clock_timestamp() - :'retention'::interval
-        ORDER BY id
-        LIMIT :'max_rows'::integer
-    )
+    WHERE
+        id IN (
+            SELECT id
+            FROM encounters.outbox
+            WHERE published_at < clock_timestamp() - :'retention'::interval
+            ORDER BY id
+            LIMIT :'max_rows'::integer
+        )
     RETURNING id
 )
 
