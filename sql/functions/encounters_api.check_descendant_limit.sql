@@ -13,6 +13,7 @@ LANGUAGE plpgsql
 STABLE
 PARALLEL SAFE
 SET search_path = pg_catalog, encounters, encounters_api
+SET jit = off  -- as encounters_api.encounter_json: a bounded look-up, never worth compiling
 AS $$
 DECLARE
     most CONSTANT integer := 10000;

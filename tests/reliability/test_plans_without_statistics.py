@@ -19,8 +19,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from encounters_service.db import connect_sync
+from encounters_service import migrate
+from encounters_service.db import connect_sync, session_options
 from tests.conftest import template_clone
+from tests.helpers import TEST_SETTINGS
 from tests.reliability.plans import ENCOUNTER_TABLES, PLAN_MODES, QUERIES, encounter_scans, plan_of, shown
 
 PATIENTS = 2_000  # three stays each: 6,000 encounters
@@ -117,7 +119,8 @@ def parameters(conn: psycopg.Connection) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def loaded(pg_server, template_conninfo) -> Iterator[psycopg.Connection]:
-    with template_clone(pg_server) as conninfo, connect_sync(conninfo, autocommit=True) as conn:
+    options = session_options(TEST_SETTINGS)  # as the service's sessions (no JIT)
+    with template_clone(pg_server) as conninfo, connect_sync(conninfo, autocommit=True, options=options) as conn:
         arrange(conn)
         yield conn
 
@@ -159,3 +162,15 @@ def test_plan_after_analyze(loaded, name):
             "DELETE FROM pg_statistic WHERE starelid IN"
             " (SELECT oid FROM pg_class WHERE relnamespace = 'encounters'::regnamespace)"
         )
+
+
+def test_migrate_upgrade_ends_with_analyze(loaded):
+    """`migrate upgrade` on a database loaded without statistics leaves it with statistics."""
+    def statistics() -> int:
+        return loaded.execute(
+            "SELECT count(*) FROM pg_statistic WHERE starelid = 'encounters.encounter'::regclass"
+        ).fetchone()[0]
+
+    assert statistics() == 0
+    migrate.upgrade(loaded.info.dsn)
+    assert statistics() > 0
