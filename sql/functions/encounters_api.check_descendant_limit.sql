@@ -14,6 +14,7 @@ STABLE
 PARALLEL SAFE
 SET search_path = pg_catalog, encounters, encounters_api
 SET jit = off  -- as encounters_api.encounter_json: a bounded look-up, never worth compiling
+SET plan_cache_mode = force_generic_plan  -- planned once per session: a custom plan per call cost 0.3 ms
 AS $$
 DECLARE
     most CONSTANT integer := 10000;
