@@ -16,6 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from encounters_service.api import ROUTES, development
 from encounters_service.api.common import check_request
 from encounters_service.api.docs_assets import render_plugins
+from encounters_service.api.read_gate import ReadGate
 from encounters_service.auth import Authenticator
 from encounters_service.db import Database, make_pool
 from encounters_service.errors import EXCEPTION_HANDLERS
@@ -56,7 +57,13 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,
         request_max_body_size=MAX_BODY_BYTES,
-        state=State({"settings": settings, "authenticator": Authenticator(settings)}),
+        state=State(
+            {
+                "settings": settings,
+                "authenticator": Authenticator(settings),
+                "read_gate": ReadGate.for_pool(settings.pool_max_size),
+            }
+        ),
         openapi_config=OpenAPIConfig(
             title="Encounters service",
             version=settings.version,

@@ -3,7 +3,9 @@
 yoyo only runs post-apply steps when a migration is pending, so function files are applied here,
 on every upgrade, and each file's checksum is kept in encounters.deployed_function for DBAs.
 In the same transaction, the stored encounter documents (encounter.document) are rendered where
-missing, and all of them again when a file that renders them changed.
+missing, and all of them again when a file that renders them changed. Last, the tables' statistics
+are refreshed (ANALYZE), so that a database migrated after a bulk load or a restore is planned on
+statistics at once, not after autovacuum's first ANALYZE.
 """
 
 from __future__ import annotations
@@ -66,7 +68,14 @@ def upgrade(conninfo: str) -> list[str]:
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
     apply_functions(conninfo)
+    analyze(conninfo)
     return [m.id for m in pending]
+
+
+def analyze(conninfo: str) -> None:
+    """ANALYZE every table of the service's schema (sql/queries/admin/analyze.sql)."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        run_sync(conn, load_queries()["admin.analyze"])
 
 
 def rollback(conninfo: str, *, steps: int | None = 1) -> list[str]:

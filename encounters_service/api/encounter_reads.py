@@ -10,7 +10,7 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 
-from encounters_service.api.common import BEARER, READ, database, json_response
+from encounters_service.api.common import BEARER, READ, caller_of, database, json_response
 from encounters_service.api.openapi import documented
 from encounters_service.instants import DATETIME_RULES
 from encounters_service.models import (
@@ -48,6 +48,17 @@ ModifiedSince = Annotated[
 ]
 
 
+async def _heavy_read(request: Request, query: str, **params: object) -> object:
+    """The query's value, run within the caller's share of the connections for reads whose answer
+    grows with the data (api/read_gate.py): over it, 503 without touching the database."""
+    async with request.app.state.read_gate.slot(caller_of(request).id):
+        return await database(request).value(query, **params)
+
+
+# More descendants than one answer lists (encounters_api.check_descendant_limit, SQLSTATE EN422).
+TOO_MANY_DESCENDANTS = 422
+
+
 def _open_as_of(text: str | None, when_absent: str) -> object:
     """The instant an `open_as_of` query value names, or the query files' sentinel for "not given"."""
     return when_absent if text is None else instant("open_as_of", text)
@@ -58,13 +69,13 @@ def _open_as_of(text: str | None, when_absent: str) -> object:
     opt=READ,
     summary="Uuids of all descendants",
     security=BEARER,
-    operation_class=documented(list[UUID]),
+    operation_class=documented(list[UUID], errors=[TOO_MANY_DESCENDANTS]),
 )
 async def child_encounters(
     request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False
 ) -> Response:
     return json_response(
-        await database(request).value("encounters.descendants", encounter_id=encounter_id, show_deleted=show_deleted)
+        await _heavy_read(request, "encounters.descendants", encounter_id=encounter_id, show_deleted=show_deleted)
     )
 
 
@@ -73,7 +84,9 @@ async def child_encounters(
     opt=READ,
     summary="Encounters by patient and/or EPR encounter id",
     security=BEARER,
-    operation_class=documented(list[ExpandableListedEncounter | ExpandableCompactEncounter]),
+    operation_class=documented(
+        list[ExpandableListedEncounter | ExpandableCompactEncounter], errors=[TOO_MANY_DESCENDANTS]
+    ),
 )
 async def encounters_by_patient_or_epr_id(
     request: Request,
@@ -90,9 +103,9 @@ async def encounters_by_patient_or_epr_id(
     epr_encounter_id = epr_encounter_id or ""  # "" means null, as in bodies
     if patient_id is None and not epr_encounter_id:
         raise ValidationException("patient_id or epr_encounter_id is required")
-    db = database(request)
     if open_as_of is None:
-        document = await db.value(
+        document = await _heavy_read(
+            request,
             "encounters.by_patient_or_epr_id",
             patient_id=str(patient_id or ""),
             epr_encounter_id=epr_encounter_id,
@@ -104,7 +117,8 @@ async def encounters_by_patient_or_epr_id(
     elif patient_id is None:
         raise ValidationException("open_as_of needs patient_id")
     else:
-        document = await db.value(
+        document = await _heavy_read(
+            request,
             "encounters.by_patient_open_as_of",
             patient_id=patient_id,
             epr_encounter_id=epr_encounter_id,
@@ -131,7 +145,8 @@ async def encounters_modified_since(
     show_children: FromQuery[bool] = False,
 ) -> Response:
     return json_response(
-        await database(request).value(
+        await _heavy_read(
+            request,
             "encounters.modified_since",
             modified_since=instant_or_date("modified_since", modified_since),
             compact=compact,
@@ -147,7 +162,7 @@ async def encounters_modified_since(
     opt=READ,
     summary="A patient's latest encounter",
     security=BEARER,
-    operation_class=documented(ListedEncounter | CompactEncounter, errors=[404]),
+    operation_class=documented(ListedEncounter | CompactEncounter, errors=[404, TOO_MANY_DESCENDANTS]),
 )
 async def latest_encounter(
     request: Request,
@@ -179,7 +194,7 @@ async def _for_listed_ids(
     decode(UuidList, body)  # a 400 naming what is wrong, unless it is a list of uuids
     listed = "{" + ",".join(msgspec.json.decode(body, type=list[str])) + "}"
     open_at = _open_as_of(open_as_of, when_absent)
-    return json_response(await database(request).value(query, **{ids: listed}, open_as_of=open_at, **flags))
+    return json_response(await _heavy_read(request, query, **{ids: listed}, open_as_of=open_at, **flags))
 
 
 @post(
@@ -188,7 +203,9 @@ async def _for_listed_ids(
     status_code=200,
     summary="The latest encounter of each patient",
     security=BEARER,
-    operation_class=documented(dict[UUID, ListedEncounter | CompactEncounter], body=UuidList),
+    operation_class=documented(
+        dict[UUID, ListedEncounter | CompactEncounter], body=UuidList, errors=[TOO_MANY_DESCENDANTS]
+    ),
 )
 async def latest_encounters(
     request: Request, body: RawBody, open_as_of: OpenAsOf = None, compact: FromQuery[bool] = False

@@ -10,7 +10,7 @@
 --   compact           boolean      true: the compact form
 --   expanded          boolean      true: add created, created_by, modified, modified_by
 -- Returns: one row, one column: a JSON array of at most one encounter (the full form carries
---   child_encounter_uuids). Read it with `psql -At … | jq .`
+--   child_encounter_uuids; more than 10,000 → EN422, encounters_api.check_descendant_limit). Read it with `psql -At … | jq .`
 -- Example:
 --   psql -At -v patient_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v epr_encounter_id= \
 --     -v open_as_of=2018-01-01T00:00:00Z -v compact=false -v expanded=false \
@@ -18,4 +18,6 @@
 SELECT coalesce(json_agg(d.document), '[]'::json) AS encounters
 FROM encounters_api.latest_encounter(:'patient_id'::uuid, NULL, :'open_as_of'::timestamptz) AS l
 CROSS JOIN LATERAL encounters_api.encounter_document(l, :'compact'::boolean, :'expanded'::boolean, TRUE) AS d (document)
-WHERE :'epr_encounter_id'::text = '' OR l.epr_encounter_id = :'epr_encounter_id'::text;
+WHERE
+    (:'epr_encounter_id'::text = '' OR l.epr_encounter_id = :'epr_encounter_id'::text)
+    AND (:'compact'::boolean OR encounters_api.check_descendant_limit(ARRAY[l.uuid], TRUE));

@@ -3,7 +3,8 @@
 -- Both filters given: encounters matching both; neither: none (the route refuses that request).
 -- Order: open ones first (not discharged, not deleted), then the newest admission first, then
 -- the newest creation first. The full form carries child_encounter_uuids (every descendant,
--- deleted ones included).
+-- deleted ones included): more than 10,000 in all → EN422 (encounters_api.check_descendant_limit,
+-- checked before anything is rendered).
 -- Parameters:
 --   patient_id        text     the patient's uuid; '' = any patient
 --   epr_encounter_id  text     the EPR encounter id; '' = any
@@ -17,6 +18,19 @@
 --   psql -At -v patient_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v epr_encounter_id= \
 --     -v compact=false -v expanded=false -v show_deleted=false -v show_children=false \
 --     -f sql/queries/encounters/by_patient_or_epr_id.sql
+WITH listed AS MATERIALIZED (
+    SELECT e.*
+    FROM encounters.encounter AS e
+    WHERE
+        -- Each alternative an index look-up, also in a generic plan (the service prepares the query).
+        (
+            e.patient_uuid = nullif(:'patient_id'::text, '')::uuid
+            OR (:'patient_id'::text = '' AND e.epr_encounter_id = :'epr_encounter_id'::text)
+        )
+        AND (:'epr_encounter_id'::text = '' OR e.epr_encounter_id = :'epr_encounter_id'::text)
+        AND (:'show_deleted'::boolean OR e.deleted_at IS NULL)
+        AND (:'show_children'::boolean OR e.child_of_encounter_uuid IS NULL)
+)
 SELECT
     coalesce(
         json_agg(
@@ -29,14 +43,8 @@ SELECT
         ),
         '[]'::json
     ) AS encounters
-FROM encounters.encounter AS e
-CROSS JOIN LATERAL encounters_api.encounter_document(e, :'compact'::boolean, :'expanded'::boolean, TRUE) AS d (document)
-WHERE
-    -- Each alternative an index look-up, also in a generic plan (the service prepares the query).
-    (
-        e.patient_uuid = nullif(:'patient_id'::text, '')::uuid
-        OR (:'patient_id'::text = '' AND e.epr_encounter_id = :'epr_encounter_id'::text)
-    )
-    AND (:'epr_encounter_id'::text = '' OR e.epr_encounter_id = :'epr_encounter_id'::text)
-    AND (:'show_deleted'::boolean OR e.deleted_at IS NULL)
-    AND (:'show_children'::boolean OR e.child_of_encounter_uuid IS NULL);
+FROM listed AS e
+CROSS JOIN LATERAL encounters_api.encounter_document(
+    e::encounters.encounter, :'compact'::boolean, :'expanded'::boolean, TRUE
+) AS d (document)
+WHERE :'compact'::boolean OR encounters_api.check_descendant_limit(ARRAY(SELECT l.uuid FROM listed AS l), TRUE);

@@ -8,19 +8,26 @@
 --   open_as_of   timestamptz  not discharged, or discharged later than this; '-infinity' = discharged or not
 --   compact      boolean      true: the compact form
 -- Returns: one row, one column: a JSON object {patient_uuid: encounter} ({} when none; the full
---   form carries child_encounter_uuids). Read it with `psql -At … | jq .`
+--   form carries child_encounter_uuids: more than 10,000 in all → EN422, checked by
+--   encounters_api.check_descendant_limit before anything is rendered). Read it with
+--   `psql -At … | jq .`
 -- Example:
 --   psql -At -v patient_ids='{2126393f-c86b-4bf2-9f68-42bb03a7b68a}' -v open_as_of=-infinity \
 --     -v compact=false -f sql/queries/encounters/latest_per_patient.sql
+WITH latest AS MATERIALIZED (
+    SELECT l.*
+    FROM (SELECT DISTINCT unnest(:'patient_ids'::uuid[]) AS patient_uuid) AS p
+    CROSS JOIN LATERAL encounters_api.latest_encounter(p.patient_uuid, NULL, :'open_as_of'::timestamptz) AS l
+)
 SELECT
     coalesce(
         json_object_agg(
-            p.patient_uuid,
+            l.patient_uuid,
             d.document
-            ORDER BY p.patient_uuid
+            ORDER BY l.patient_uuid
         ),
         '{}'::json
     ) AS latest
-FROM (SELECT DISTINCT unnest(:'patient_ids'::uuid[]) AS patient_uuid) AS p
-CROSS JOIN LATERAL encounters_api.latest_encounter(p.patient_uuid, NULL, :'open_as_of'::timestamptz) AS l
-CROSS JOIN LATERAL encounters_api.encounter_document(l, :'compact'::boolean, FALSE, TRUE) AS d (document);
+FROM latest AS l
+CROSS JOIN LATERAL encounters_api.encounter_document(l::encounters.encounter, :'compact'::boolean, FALSE, TRUE) AS d (document)
+WHERE :'compact'::boolean OR encounters_api.check_descendant_limit(ARRAY(SELECT t.uuid FROM latest AS t), TRUE);

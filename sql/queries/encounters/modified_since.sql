@@ -1,6 +1,9 @@
 -- Encounters modified strictly after a time, newest modification first (GET /dhos/v2/encounters).
 --
--- The full form here carries no child_encounter_uuids.
+-- The full form here carries no child_encounter_uuids. The encounters are read in a subquery
+-- that OFFSET 0 keeps apart, so that the scan has only `modified` to go by and
+-- encounter_modified_idx is its one index (without statistics, the partial index
+-- encounter_location_current_idx looked nearly empty and was walked whole instead).
 -- Parameters:
 --   modified_since  timestamptz  only encounters whose `modified` is later than this
 --   compact         boolean      true: the compact form
@@ -20,9 +23,15 @@ SELECT
         ),
         '[]'::json
     ) AS encounters
-FROM encounters.encounter AS e
-CROSS JOIN LATERAL encounters_api.encounter_document(e, :'compact'::boolean, :'expanded'::boolean) AS d (document)
+FROM (
+    SELECT m.*
+    FROM encounters.encounter AS m
+    WHERE m.modified > :'modified_since'::timestamptz
+    OFFSET 0
+) AS e
+CROSS JOIN LATERAL encounters_api.encounter_document(
+    e::encounters.encounter, :'compact'::boolean, :'expanded'::boolean
+) AS d (document)
 WHERE
-    e.modified > :'modified_since'::timestamptz
-    AND (:'show_deleted'::boolean OR e.deleted_at IS NULL)
+    (:'show_deleted'::boolean OR e.deleted_at IS NULL)
     AND (:'show_children'::boolean OR e.child_of_encounter_uuid IS NULL);
