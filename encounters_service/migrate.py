@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import psycopg
@@ -38,7 +39,7 @@ class SchemaBehind(Exception):
 class MigrationStatus:
     applied: list[str]
     pending: list[str]
-    functions: list[tuple]  # (file name, sha256, applied_at) as deployed
+    functions: list[tuple[Any, ...]]  # (file name, sha256, applied_at) as deployed
 
 
 def yoyo_url(conninfo: str) -> str:
@@ -52,7 +53,7 @@ def yoyo_url(conninfo: str) -> str:
 
 
 @contextmanager
-def _backend(conninfo: str) -> Iterator:
+def _backend(conninfo: str) -> Iterator[Any]:
     """A yoyo backend whose connection is closed afterwards (a template database must have none)."""
     backend = get_backend(yoyo_url(conninfo))
     try:
@@ -95,7 +96,7 @@ def status(conninfo: str) -> MigrationStatus:
     migrations = read_migrations(str(MIGRATIONS_DIR))
     with _backend(conninfo) as backend:
         pending = {m.id for m in backend.to_apply(migrations)}
-    functions: list[tuple] = []
+    functions: list[tuple[Any, ...]] = []
     if len(pending) < len(migrations):
         with psycopg.connect(conninfo) as conn:
             functions = run_sync(conn, load_queries()["admin.deployed_functions"])
@@ -112,7 +113,9 @@ _REQUIRES = re.compile(r"^-- requires:(.*)$", re.MULTILINE)
 def _requirements(directory: Path) -> dict[str, list[str]]:
     """Each function file's stem and the stems its `-- requires:` header names."""
     return {
-        path.stem: [name.strip() for line in _REQUIRES.findall(path.read_text()) for name in line.split(",") if name.strip()]
+        path.stem: [
+            name.strip() for line in _REQUIRES.findall(path.read_text()) for name in line.split(",") if name.strip()
+        ]
         for path in sorted(directory.glob("*.sql"))
     }
 
@@ -130,9 +133,9 @@ def function_files(directory: Path = FUNCTIONS_DIR) -> list[Path]:
         if name in ordered:
             return
         if name in chain or name not in requirements:
-            raise ValueError(f"sql/functions: cannot order {' -> '.join(chain + (name,))}")
+            raise ValueError(f"sql/functions: cannot order {' -> '.join((*chain, name))}")
         for required in requirements[name]:
-            visit(required, chain + (name,))
+            visit(required, (*chain, name))
         ordered.append(name)
 
     for name in requirements:

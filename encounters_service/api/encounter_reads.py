@@ -48,11 +48,12 @@ ModifiedSince = Annotated[
 ]
 
 
-async def _heavy_read(request: Request, query: str, **params: object) -> object:
+async def _heavy_read(request: Request, query: str, **params: object) -> bytes | None:
     """The query's value, run within the caller's share of the connections for reads whose answer
     grows with the data (api/read_gate.py): over it, 503 without touching the database."""
     async with request.app.state.read_gate.slot(caller_of(request).id):
-        return await database(request).value(query, **params)
+        document: bytes | None = await database(request).value(query, **params)  # JSON, as PostgreSQL built it
+    return document
 
 
 # More descendants than one answer lists (encounters_api.check_descendant_limit, SQLSTATE EN422).

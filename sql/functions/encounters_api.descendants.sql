@@ -29,24 +29,35 @@ STABLE
 PARALLEL SAFE
 BEGIN ATOMIC
     WITH RECURSIVE descendant AS (
-        SELECT c.uuid, c.created
+        SELECT
+            c.uuid,
+            c.created
         FROM encounters.encounter AS c
-        WHERE c.child_of_encounter_uuid >= descendants.parent_uuid
+        WHERE
+            c.child_of_encounter_uuid >= descendants.parent_uuid
             AND c.child_of_encounter_uuid <= descendants.parent_uuid
             AND (descendants.include_deleted OR c.deleted_at IS NULL)
         UNION ALL
-        SELECT c.uuid, c.created
+        SELECT
+            c.uuid,
+            c.created
         FROM descendant AS d
         CROSS JOIN LATERAL (
-            SELECT c.uuid, c.created
+            SELECT
+                c.uuid,
+                c.created
             FROM encounters.encounter AS c
-            WHERE c.child_of_encounter_uuid >= d.uuid
+            WHERE
+                c.child_of_encounter_uuid >= d.uuid
                 AND c.child_of_encounter_uuid <= d.uuid
                 AND (descendants.include_deleted OR c.deleted_at IS NULL)
-            OFFSET 0
+            OFFSET 0  -- noqa: AM09
         ) AS c
     )
-    SELECT d.uuid, d.created
+
+    SELECT
+        d.uuid,
+        d.created
     FROM descendant AS d;
 END;
 

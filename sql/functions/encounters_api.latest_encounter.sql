@@ -29,13 +29,14 @@ BEGIN ATOMIC
         SELECT p.*
         FROM encounters.encounter AS p
         WHERE p.patient_uuid = latest_encounter.patient_id
-        OFFSET 0
+        OFFSET 0  -- noqa: AM09
     ) AS e
-    WHERE e.child_of_encounter_uuid IS NULL
+    WHERE
+        e.child_of_encounter_uuid IS NULL
         AND encounters_api.is_open_as_of(e::encounters.encounter, latest_encounter.open_as_of)
         AND (
             latest_encounter.location_ids IS NULL
-            OR e.location_uuid = ANY (latest_encounter.location_ids)
+            OR e.location_uuid = ANY(latest_encounter.location_ids)
         )
     ORDER BY e.discharged_at IS NULL DESC, e.admitted_at DESC, e.created DESC, e.uuid DESC
     LIMIT 1;

@@ -11,7 +11,8 @@ PARALLEL SAFE
 BEGIN ATOMIC
     SELECT e.*
     FROM encounters.encounter AS e
-    WHERE e.location_uuid = ANY (open_encounters_at.location_ids)
+    WHERE
+        e.location_uuid = ANY(open_encounters_at.location_ids)
         AND e.child_of_encounter_uuid IS NULL
         AND encounters_api.is_open_as_of(e, open_encounters_at.open_as_of);
 END;

@@ -119,10 +119,16 @@ def test_descendant_plans_at_10000_children_probe_the_parent_index(hierarchy):
     sequential scan, for the parent's patient as for any other."""
     params = dict(compact=False, expanded=False, show_deleted=False, show_children=True, epr_encounter_id="")
     calls = {
-        "by_patient_or_epr_id": [dict(params, patient_id=p) for p in (hierarchy.parent_patient, hierarchy.other_patient)],
+        "by_patient_or_epr_id": [
+            dict(params, patient_id=p) for p in (hierarchy.parent_patient, hierarchy.other_patient)
+        ],
         "latest": [dict(patient_id=hierarchy.parent_patient, open_as_of="-infinity", compact=False)],
         "latest_per_patient": [
-            dict(patient_ids=f"{{{hierarchy.parent_patient},{hierarchy.other_patient}}}", open_as_of="-infinity", compact=False)
+            dict(
+                patient_ids=f"{{{hierarchy.parent_patient},{hierarchy.other_patient}}}",
+                open_as_of="-infinity",
+                compact=False,
+            )
         ],
         "descendants": [dict(encounter_id=hierarchy.parent, show_deleted=False)],
     }
@@ -149,39 +155,43 @@ def test_descendant_plans_at_10000_children_probe_the_parent_index(hierarchy):
 
 
 def test_the_parent_patients_list_with_children_answers_in_bounded_time(hierarchy):
-    with served_in_thread(create_app(TEST_SETTINGS, hierarchy.conninfo)) as base_url:
-        with httpx.Client(base_url=base_url, headers=ONE_CALLER, timeout=30) as http:
-            started = time.monotonic()
-            answer = http.get(LIST, params=full_list(hierarchy.parent_patient))
-            took = time.monotonic() - started
-            assert answer.status_code == 200, answer.text
-            encounters = answer.json()
-            assert len(encounters) == CHILDREN + 1
-            parent = next(e for e in encounters if e["uuid"] == hierarchy.parent)
-            assert len(parent["child_encounter_uuids"]) == CHILDREN
-            assert took < 4, f"{took:.1f} s for the parent patient's list (the statement timeout is 5 s)"
-            children = http.get(f"/dhos/v1/encounter/{hierarchy.parent}/children")
-            assert children.status_code == 200 and len(children.json()) == CHILDREN
+    with (
+        served_in_thread(create_app(TEST_SETTINGS, hierarchy.conninfo)) as base_url,
+        httpx.Client(base_url=base_url, headers=ONE_CALLER, timeout=30) as http,
+    ):
+        started = time.monotonic()
+        answer = http.get(LIST, params=full_list(hierarchy.parent_patient))
+        took = time.monotonic() - started
+        assert answer.status_code == 200, answer.text
+        encounters = answer.json()
+        assert len(encounters) == CHILDREN + 1
+        parent = next(e for e in encounters if e["uuid"] == hierarchy.parent)
+        assert len(parent["child_encounter_uuids"]) == CHILDREN
+        assert took < 4, f"{took:.1f} s for the parent patient's list (the statement timeout is 5 s)"
+        children = http.get(f"/dhos/v1/encounter/{hierarchy.parent}/children")
+        assert children.status_code == 200 and len(children.json()) == CHILDREN
 
 
 def test_an_answer_lists_at_most_10000_descendants(fresh_database, db, chain_patient):
     """The chain's patient lists 11,325 descendants in all (each link all those below it): refused
     quickly, with a message; the compact form (which lists none), the first link's children (150)
     and the latest encounter (the first link) are answered."""
-    with served_in_thread(create_app(TEST_SETTINGS, fresh_database)) as base_url:
-        with httpx.Client(base_url=base_url, headers=ONE_CALLER, timeout=30) as http:
-            started = time.monotonic()
-            refused = http.get(LIST, params=full_list(chain_patient))
-            assert time.monotonic() - started < 2
-            assert refused.status_code == 422
-            assert "more than 10000 descendant encounters" in refused.json()["message"]
-            compact = http.get(LIST, params=full_list(chain_patient, compact="true"))
-            assert compact.status_code == 200 and len(compact.json()) == CHAIN
-            first_link = md5_uuid(db, "link0")
-            below = http.get(f"/dhos/v1/encounter/{first_link}/children")
-            assert below.status_code == 200 and len(below.json()) == CHAIN - 1
-            latest = http.get("/dhos/v2/encounter/latest", params={"patient_id": chain_patient})
-            assert latest.status_code == 200 and len(latest.json()["child_encounter_uuids"]) == CHAIN - 1
+    with (
+        served_in_thread(create_app(TEST_SETTINGS, fresh_database)) as base_url,
+        httpx.Client(base_url=base_url, headers=ONE_CALLER, timeout=30) as http,
+    ):
+        started = time.monotonic()
+        refused = http.get(LIST, params=full_list(chain_patient))
+        assert time.monotonic() - started < 2
+        assert refused.status_code == 422
+        assert "more than 10000 descendant encounters" in refused.json()["message"]
+        compact = http.get(LIST, params=full_list(chain_patient, compact="true"))
+        assert compact.status_code == 200 and len(compact.json()) == CHAIN
+        first_link = md5_uuid(db, "link0")
+        below = http.get(f"/dhos/v1/encounter/{first_link}/children")
+        assert below.status_code == 200 and len(below.json()) == CHAIN - 1
+        latest = http.get("/dhos/v2/encounter/latest", params={"patient_id": chain_patient})
+        assert latest.status_code == 200 and len(latest.json()["child_encounter_uuids"]) == CHAIN - 1
 
 
 def test_one_callers_flood_of_heavy_reads_leaves_other_callers_served(hierarchy):

@@ -82,7 +82,8 @@ def arrange(conn: psycopg.Connection) -> None:
         """
     )
     conn.execute(
-        "DELETE FROM pg_statistic WHERE starelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'encounters'::regnamespace)"
+        "DELETE FROM pg_statistic"
+        " WHERE starelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'encounters'::regnamespace)"
     )
 
 
@@ -96,14 +97,21 @@ def parameters(conn: psycopg.Connection) -> dict[str, dict]:
     # A census of 5 wards of 200: for a quarter of the hospital a sequential scan may rightly win.
     locations = "{" + ",".join(one(f"SELECT md5('location' || {i})::uuid") for i in range(0, 5)) + "}"
     patient = one("SELECT md5('patient' || 0)::uuid")
-    parent = one("SELECT child_of_encounter_uuid FROM encounters.encounter WHERE child_of_encounter_uuid IS NOT NULL LIMIT 1")
+    parent = one(
+        "SELECT child_of_encounter_uuid FROM encounters.encounter WHERE child_of_encounter_uuid IS NOT NULL LIMIT 1"
+    )
     recent = one("SELECT modified FROM encounters.encounter ORDER BY modified DESC OFFSET 100 LIMIT 1")
     return {
         "by_patient_open_as_of": dict(
             patient_id=patient, epr_encounter_id="", open_as_of="2020-03-01T00:00:00Z", compact=False, expanded=False
         ),
         "by_patient_or_epr_id": dict(
-            patient_id=patient, epr_encounter_id="", compact=False, expanded=False, show_deleted=False, show_children=True
+            patient_id=patient,
+            epr_encounter_id="",
+            compact=False,
+            expanded=False,
+            show_deleted=False,
+            show_children=True,
         ),
         "descendants": dict(encounter_id=parent, show_deleted=False),
         "latest": dict(patient_id=patient, open_as_of="-infinity", compact=False),
@@ -166,6 +174,7 @@ def test_plan_after_analyze(loaded, name):
 
 def test_migrate_upgrade_ends_with_analyze(loaded):
     """`migrate upgrade` on a database loaded without statistics leaves it with statistics."""
+
     def statistics() -> int:
         return loaded.execute(
             "SELECT count(*) FROM pg_statistic WHERE starelid = 'encounters.encounter'::regclass"

@@ -31,6 +31,7 @@ WITH listed AS MATERIALIZED (
         AND (:'show_deleted'::boolean OR e.deleted_at IS NULL)
         AND (:'show_children'::boolean OR e.child_of_encounter_uuid IS NULL)
 )
+
 SELECT
     coalesce(
         json_agg(
@@ -44,7 +45,8 @@ SELECT
         '[]'::json
     ) AS encounters
 FROM listed AS e
-CROSS JOIN LATERAL encounters_api.encounter_document(
-    e::encounters.encounter, :'compact'::boolean, :'expanded'::boolean, TRUE
-) AS d (document)
-WHERE :'compact'::boolean OR encounters_api.check_descendant_limit(ARRAY(SELECT l.uuid FROM listed AS l), TRUE);
+CROSS JOIN
+    LATERAL encounters_api.encounter_document(
+        e::encounters.encounter, :'compact'::boolean, :'expanded'::boolean, TRUE
+    ) AS d (document)
+WHERE :'compact'::boolean OR encounters_api.check_descendant_limit(array(SELECT l.uuid FROM listed AS l), TRUE);

@@ -14,6 +14,6 @@
 --   psql -At -v encounter_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v show_deleted=false \
 --     -f sql/queries/encounters/descendants.sql
 SELECT coalesce(jsonb_agg(d.uuid ORDER BY d.created, d.uuid), '[]'::jsonb) AS descendants
-FROM (SELECT :'encounter_id'::uuid AS uuid OFFSET 0) AS e
+FROM (SELECT :'encounter_id'::uuid AS uuid OFFSET 0) AS e  -- noqa: PRS
 CROSS JOIN LATERAL encounters_api.descendants(e.uuid, :'show_deleted'::boolean) AS d
 WHERE encounters_api.check_descendant_limit(ARRAY[(:'encounter_id'::uuid)], :'show_deleted'::boolean);

@@ -19,6 +19,7 @@ WITH latest AS MATERIALIZED (
     FROM (SELECT DISTINCT unnest(:'patient_ids'::uuid[]) AS patient_uuid) AS p
     CROSS JOIN LATERAL encounters_api.latest_encounter(p.patient_uuid, NULL, :'open_as_of'::timestamptz) AS l
 )
+
 SELECT
     coalesce(
         json_object_agg(
@@ -29,5 +30,6 @@ SELECT
         '{}'::json
     ) AS latest
 FROM latest AS l
-CROSS JOIN LATERAL encounters_api.encounter_document(l::encounters.encounter, :'compact'::boolean, FALSE, TRUE) AS d (document)
-WHERE :'compact'::boolean OR encounters_api.check_descendant_limit(ARRAY(SELECT t.uuid FROM latest AS t), TRUE);
+CROSS JOIN
+    LATERAL encounters_api.encounter_document(l::encounters.encounter, :'compact'::boolean, FALSE, TRUE) AS d (document)
+WHERE :'compact'::boolean OR encounters_api.check_descendant_limit(array(SELECT t.uuid FROM latest AS t), TRUE);

@@ -27,11 +27,12 @@ FROM (
     SELECT m.*
     FROM encounters.encounter AS m
     WHERE m.modified > :'modified_since'::timestamptz
-    OFFSET 0
+    OFFSET 0  -- noqa: AM09
 ) AS e
-CROSS JOIN LATERAL encounters_api.encounter_document(
-    e::encounters.encounter, :'compact'::boolean, :'expanded'::boolean
-) AS d (document)
+CROSS JOIN
+    LATERAL encounters_api.encounter_document(
+        e::encounters.encounter, :'compact'::boolean, :'expanded'::boolean
+    ) AS d (document)
 WHERE
     (:'show_deleted'::boolean OR e.deleted_at IS NULL)
     AND (:'show_children'::boolean OR e.child_of_encounter_uuid IS NULL);

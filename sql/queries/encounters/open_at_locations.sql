@@ -30,6 +30,6 @@ SELECT
 FROM (
     SELECT DISTINCT ON (o.patient_uuid) o.*
     FROM encounters_api.open_encounters_at(:'location_ids'::uuid[], :'open_as_of'::timestamptz) AS o
-    ORDER BY o.patient_uuid, o.discharged_at IS NULL DESC, o.admitted_at DESC, o.created DESC, o.uuid DESC
+    ORDER BY o.patient_uuid ASC, o.discharged_at IS NULL DESC, o.admitted_at DESC, o.created DESC, o.uuid DESC
 ) AS l
 CROSS JOIN LATERAL encounters_api.encounter_document(l::encounters.encounter, compact => TRUE) AS c (document);
