@@ -11,6 +11,7 @@ statistics at once, not after autovacuum's first ANALYZE.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,8 +28,14 @@ from encounters_service.db import run_sync
 from encounters_service.settings import MIGRATIONS_DIR, SQL_DIR
 from encounters_service.sqlfiles import load_queries
 
+log = logging.getLogger(__name__)
 FUNCTIONS_DIR = SQL_DIR / "functions"
-DOCUMENT_RENDERER = "encounters_api.encounter_document"  # what the trigger encounter_document calls
+DOCUMENT_RENDERER = "encounters_api.encounter_document"
+# The function step's limits, as each migration's SET LOCAL: a lock it cannot get within 5 s fails
+# the upgrade instead of queueing the service's requests behind it. Rendering every stored
+# document gets 1 s more per thousand documents (minutes at millions of encounters).
+FUNCTION_STEP_LOCK_TIMEOUT = "5s"
+FUNCTION_STEP_TIMEOUT_S = 60  # what the trigger encounter_document calls
 
 
 class SchemaBehind(Exception):
@@ -154,19 +161,34 @@ def _closure(name: str, requirements: dict[str, list[str]]) -> set[str]:
 def apply_functions(conninfo: str, directory: Path = FUNCTIONS_DIR, *, render: bool = True) -> None:
     """CREATE OR REPLACE every function file in one transaction, record changed checksums, and
     (with `render`) render the encounter documents that are missing or were rendered by a
-    changed file."""
+    changed file. Within the migrations' limits (FUNCTION_STEP_*), saying what it does first."""
     queries = load_queries()
+    files = function_files(directory)
     with psycopg.connect(conninfo) as conn, conn.transaction():
+        limits = queries["admin.function_step_timeouts"]
+        run_sync(conn, limits, lock_timeout=FUNCTION_STEP_LOCK_TIMEOUT, statement_timeout=f"{FUNCTION_STEP_TIMEOUT_S}s")
+        log.info("function step: re-applying the %d files of sql/functions", len(files))
         changed = set()
-        for path in function_files(directory):
+        for path in files:
             text = path.read_text()
             conn.execute(text.encode())
             checksum = hashlib.sha256(text.encode()).hexdigest()
             if run_sync(conn, queries["admin.record_function"], file_name=path.name, sha256=checksum):
                 changed.add(path.stem)
+        log.info("function step: %d changed: %s", len(changed), ", ".join(sorted(changed)) or "none")
         if render:
-            renderer_changed = bool(changed & _closure(DOCUMENT_RENDERER, _requirements(directory)))
-            run_sync(conn, queries["admin.render_documents"], every=renderer_changed)
+            every = bool(changed & _closure(DOCUMENT_RENDERER, _requirements(directory)))
+            [(to_render,)] = run_sync(conn, queries["admin.documents_to_render"], every=every)
+            if to_render:
+                budget_s = FUNCTION_STEP_TIMEOUT_S + to_render // 1000  # 100-200 µs each, measured
+                log.info(
+                    "function step: rendering %d stored documents (%s), statement timeout %d s",
+                    to_render,
+                    "every one: the rendering changed" if every else "the missing ones",
+                    budget_s,
+                )
+                run_sync(conn, limits, lock_timeout=FUNCTION_STEP_LOCK_TIMEOUT, statement_timeout=f"{budget_s}s")
+                run_sync(conn, queries["admin.render_documents"], every=every)
 
 
 def require_current(conninfo: str) -> None:
