@@ -7,5 +7,5 @@
 -- Example:
 --   psql -v lock_timeout=5s -v statement_timeout=60s -f sql/queries/admin/function_step_timeouts.sql
 SELECT
-    set_config('lock_timeout', :'lock_timeout'::text, true) AS lock_timeout,
-    set_config('statement_timeout', :'statement_timeout'::text, true) AS statement_timeout;
+    set_config('lock_timeout', :'lock_timeout'::text, TRUE) AS lock_timeout,
+    set_config('statement_timeout', :'statement_timeout'::text, TRUE) AS statement_timeout;
