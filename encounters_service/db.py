@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import select
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -112,8 +113,13 @@ class Database:
             attempt = 0
             while True:
                 try:
+                    started = time.perf_counter()
                     cursor = await conn.execute(query.sql, arguments)
-                    return await cursor.fetchall()
+                    found = await cursor.fetchall()
+                    if log.isEnabledFor(logging.DEBUG):  # LOG_LEVEL=DEBUG: each query file run, and its time
+                        elapsed_ms = (time.perf_counter() - started) * 1000
+                        log.debug("query %s: %d rows in %.2f ms", query.name, len(found), elapsed_ms)
+                    return found
                 except RETRYABLE as error:
                     # Safe to run again only because the connection is in autocommit and this is
                     # one statement: the failed attempt was its own transaction, rolled back whole

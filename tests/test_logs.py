@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import uuid
 
 import pytest
 
@@ -112,3 +114,10 @@ def test_no_secret_reaches_the_logs_on_error_paths_and_writes(
     assert "unexpected error" in text and "does not exist" in text  # the 500 and the vanished database logged
     for leaked in (secret, secret.split(".")[2], forged.split()[1], TEST_SETTINGS.hs_key):
         assert leaked not in text
+
+
+def test_debug_names_each_query_file_run_and_its_time(client, caplog):
+    with caplog.at_level(logging.DEBUG, logger="encounters_service.db"):
+        client.get("/dhos/v2/encounter/latest", params={"patient_id": str(uuid.uuid4())}, headers=auth())
+    [said] = [record.getMessage() for record in caplog.records if record.name == "encounters_service.db"]
+    assert re.fullmatch(r"query encounters\.latest: 0 rows in \d+\.\d\d ms", said)
