@@ -13,7 +13,7 @@ Header format (the comment block at the top of the file):
     --   open_as_of   timestamptz  'infinity' for "now"
     -- Returns: <what a row is>
     -- Example:
-    --   psql -v patient_id=… -f sql/queries/encounters/latest.sql
+    --   psql "$PGURL" -v ON_ERROR_STOP=1 -v patient_id=… -f sql/queries/encounters/latest.sql
 """
 
 from __future__ import annotations

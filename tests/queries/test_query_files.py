@@ -13,6 +13,7 @@ except the admin example that records a function checksum).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shlex
@@ -64,8 +65,9 @@ def example_of(name: str) -> list[str]:
 
 
 def variables_of(argv: list[str]) -> dict[str, str]:
+    """The query's own psql variables (not ON_ERROR_STOP, which every example sets)."""
     pairs = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-v"]
-    return dict(pair.split("=", 1) for pair in pairs)
+    return {name: value for name, value in (pair.split("=", 1) for pair in pairs) if name != "ON_ERROR_STOP"}
 
 
 def run_psql(conninfo: str, args: list[str]) -> str:
@@ -129,7 +131,7 @@ def client(conninfo: str) -> Iterator[TestClient]:
 def test_example_names_every_parameter_and_the_file_itself(name):
     query = QUERIES[name]
     argv = example_of(name)
-    assert argv[0] == "psql", argv
+    assert argv[:4] == ["psql", "$PGURL", "-v", "ON_ERROR_STOP=1"], argv  # the service's database; stop at an error
     assert set(variables_of(argv)) == {p.name for p in query.parameters}
     assert REPO_ROOT / argv[argv.index("-f") + 1] == query.path
 
@@ -140,9 +142,34 @@ def test_read_query_examples_have_concrete_values():
 
 
 @pytest.mark.parametrize("name", sorted(n for n in QUERIES if PLACEHOLDER not in " ".join(example_of(n))))
-def test_example_runs_verbatim_in_psql(fresh_database, name):
-    """On a database of its own: some examples write (admin/drop_data.sql empties the tables)."""
-    run_psql(fresh_database, example_of(name)[1:])
+def test_example_runs_verbatim_in_psql(fresh_database, tmp_path, name):
+    """Exactly as written in the header, through a shell, with PGURL naming the database (one of its
+    own: some examples write; admin/drop_data.sql empties the tables)."""
+    (tmp_path / "psqlrc").write_text("")
+    lines = QUERIES[name].path.read_text().splitlines()
+    start = lines.index("-- Example:") + 1
+    command = "\n".join(
+        line[2:].strip() for line in itertools.takewhile(lambda line: line.startswith("--"), lines[start:])
+    )
+    done = subprocess.run(
+        ["bash", "-c", command.replace("psql ", f"{psql_binary()} ", 1)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PGURL": fresh_database, "PSQLRC": str(tmp_path / "psqlrc")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, f"{command}\n{done.stderr}"
+
+
+def test_on_error_stop_turns_a_missing_variable_into_an_error_exit(fresh_database):
+    """Why every example sets ON_ERROR_STOP: without it psql prints the error and exits 0."""
+    argv = [psql_binary(), "-X", "-d", fresh_database, "-f", str(QUERIES["encounters.latest"].path)]
+    plain = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+    stopping = subprocess.run(
+        [*argv, "-v", "ON_ERROR_STOP=1"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert (plain.returncode, stopping.returncode) == (0, 3)
 
 
 # --- psql and the service agree ---------------------------------------------------------------

@@ -8,6 +8,6 @@
 -- encounters; it takes SHARE UPDATE EXCLUSIVE locks, which block neither reads nor writes.
 -- Returns: nothing.
 -- Example:
---   psql -f sql/queries/admin/analyze.sql
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -f sql/queries/admin/analyze.sql
 ANALYZE encounters.encounter, encounters.location_history, encounters.score_system_history,
 encounters.merge_history, encounters.outbox, encounters.deployed_function;

@@ -3,7 +3,7 @@
 -- Returns: one row per applied migration: migration_id, applied_at_utc. An empty database has no
 --   such table (the service then reads "none applied").
 -- Example:
---   psql -f sql/queries/admin/applied_migrations.sql
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -f sql/queries/admin/applied_migrations.sql
 SELECT
     migration_id,
     applied_at_utc

@@ -2,7 +2,7 @@
 --
 -- Returns: one row per file: file_name, sha256, applied_at.
 -- Example:
---   psql -f sql/queries/admin/deployed_functions.sql
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -f sql/queries/admin/deployed_functions.sql
 SELECT
     file_name,
     sha256,

@@ -2,5 +2,5 @@
 --
 -- Returns: one row, one column: null.
 -- Example:
---   psql -f sql/queries/admin/drop_data.sql
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -f sql/queries/admin/drop_data.sql
 SELECT encounters_api.drop_data();

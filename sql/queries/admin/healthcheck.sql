@@ -3,7 +3,7 @@
 -- Returns: one row: a JSON document {"database": "ok", "outbox_waiting": n,
 --   "outbox_oldest_age_seconds": s or null}.
 -- Example:
---   psql -f sql/queries/admin/healthcheck.sql
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -f sql/queries/admin/healthcheck.sql
 SELECT
     json_build_object(
         'database', 'ok',

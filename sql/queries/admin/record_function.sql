@@ -5,7 +5,7 @@
 --   sha256     text  hex SHA-256 of the file's text
 -- Returns: the file name when the file is new or its checksum changed; no row otherwise.
 -- Example:
---   psql -v file_name=example.sql -v sha256=abc -f sql/queries/admin/record_function.sql
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -v file_name=example.sql -v sha256=abc -f sql/queries/admin/record_function.sql
 INSERT INTO encounters.deployed_function (file_name, sha256)
 VALUES (:'file_name'::text, :'sha256'::text)
 ON CONFLICT (file_name) DO UPDATE

@@ -8,7 +8,7 @@
 --   every  boolean  true: every encounter; false: only those without a document
 -- Returns: one row: the number of encounters rendered.
 -- Example:
---   psql -At -v every=false -f sql/queries/admin/render_documents.sql
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -At -v every=false -f sql/queries/admin/render_documents.sql
 WITH rendered AS (
     UPDATE encounters.encounter
     SET document = NULL

@@ -12,7 +12,7 @@
 -- Returns: one row, one column: a JSON array of at most one encounter (the full form carries
 --   child_encounter_uuids; more than 10,000 → EN422, encounters_api.check_descendant_limit). Read it with `psql -At … | jq .`
 -- Example:
---   psql -At -v patient_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v epr_encounter_id= \
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -At -v patient_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v epr_encounter_id= \
 --     -v open_as_of=2018-01-01T00:00:00Z -v compact=false -v expanded=false \
 --     -f sql/queries/encounters/by_patient_open_as_of.sql
 SELECT coalesce(json_agg(d.document), '[]'::json) AS encounters

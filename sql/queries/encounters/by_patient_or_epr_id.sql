@@ -15,7 +15,7 @@
 -- Returns: one row, one column: a JSON array of encounters ([] when none). Read it with
 --   `psql -At … | jq .`
 -- Example:
---   psql -At -v patient_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v epr_encounter_id= \
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -At -v patient_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v epr_encounter_id= \
 --     -v compact=false -v expanded=false -v show_deleted=false -v show_children=false \
 --     -f sql/queries/encounters/by_patient_or_epr_id.sql
 WITH listed AS MATERIALIZED (

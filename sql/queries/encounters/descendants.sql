@@ -11,7 +11,7 @@
 --   show_deleted  boolean  true: include deleted descendants and what hangs below them
 -- Returns: one row, one column: a JSON array of uuid strings, oldest creation first.
 -- Example:
---   psql -At -v encounter_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v show_deleted=false \
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -At -v encounter_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v show_deleted=false \
 --     -f sql/queries/encounters/descendants.sql
 SELECT coalesce(jsonb_agg(d.uuid ORDER BY d.created, d.uuid), '[]'::jsonb) AS descendants
 FROM (SELECT :'encounter_id'::uuid AS uuid OFFSET 0) AS e  -- noqa: PRS

@@ -10,7 +10,7 @@
 --   child_encounter_uuids; more than 10,000 → EN422, encounters_api.check_descendant_limit), or no
 --   row when the patient has none. Read it with `psql -At … | jq .`
 -- Example:
---   psql -At -v patient_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v open_as_of=-infinity \
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -At -v patient_id=2126393f-c86b-4bf2-9f68-42bb03a7b68a -v open_as_of=-infinity \
 --     -v compact=false -f sql/queries/encounters/latest.sql
 SELECT d.document AS encounter
 FROM encounters_api.latest_encounter(:'patient_id'::uuid, NULL, :'open_as_of'::timestamptz) AS l

@@ -12,7 +12,7 @@
 --   encounters_api.check_descendant_limit before anything is rendered). Read it with
 --   `psql -At … | jq .`
 -- Example:
---   psql -At -v patient_ids='{2126393f-c86b-4bf2-9f68-42bb03a7b68a}' -v open_as_of=-infinity \
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -At -v patient_ids='{2126393f-c86b-4bf2-9f68-42bb03a7b68a}' -v open_as_of=-infinity \
 --     -v compact=false -f sql/queries/encounters/latest_per_patient.sql
 WITH latest AS MATERIALIZED (
     SELECT l.*

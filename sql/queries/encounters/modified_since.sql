@@ -13,7 +13,7 @@
 -- Returns: one row, one column: a JSON array of encounters ([] when none). Read it with
 --   `psql -At … | jq .`
 -- Example:
---   psql -At -v modified_since=2020-12-30T00:00:00Z -v compact=true -v expanded=false \
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -At -v modified_since=2020-12-30T00:00:00Z -v compact=true -v expanded=false \
 --     -v show_deleted=false -v show_children=false -f sql/queries/encounters/modified_since.sql
 SELECT
     coalesce(

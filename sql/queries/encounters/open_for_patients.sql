@@ -11,7 +11,7 @@
 -- Returns: one row, one column: a JSON array of encounters, one per patient, ordered by
 --   patient uuid ([] when none). Read it with `psql -At … | jq .`
 -- Example:
---   psql -At -v patient_ids='{2126393f-c86b-4bf2-9f68-42bb03a7b68a}' -v open_as_of=infinity \
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -At -v patient_ids='{2126393f-c86b-4bf2-9f68-42bb03a7b68a}' -v open_as_of=infinity \
 --     -v compact=false -f sql/queries/encounters/open_for_patients.sql
 SELECT
     coalesce(

@@ -8,7 +8,7 @@
 --   open_as_of    timestamptz  not discharged, or discharged later than this; 'infinity' = open now
 -- Returns: one row, one column: a JSON object {location_uuid: number of patients} ({} when none).
 -- Example:
---   psql -At -v location_ids='{2126393f-c86b-4bf2-9f68-42bb03a7b68a}' -v open_as_of=infinity \
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -At -v location_ids='{2126393f-c86b-4bf2-9f68-42bb03a7b68a}' -v open_as_of=infinity \
 --     -f sql/queries/encounters/patient_count_per_location.sql
 SELECT coalesce(json_object_agg(c.location_uuid, c.patients ORDER BY c.location_uuid), '{}'::json) AS patient_counts
 FROM (

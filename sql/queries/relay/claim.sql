@@ -12,7 +12,7 @@
 -- Returns: one row per message to publish, in id order: id, message_id, encounter_uuid,
 --   routing_key, body (JSON text), waited_seconds (since the row was written).
 -- Example:
---   psql -v batch_size=10 -c 'BEGIN' -f sql/queries/relay/claim.sql -c 'ROLLBACK'
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -v batch_size=10 -c 'BEGIN' -f sql/queries/relay/claim.sql -c 'ROLLBACK'
 WITH claimed AS (
     SELECT
         id,

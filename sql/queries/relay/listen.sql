@@ -3,5 +3,5 @@
 -- Returns: nothing; the session then receives a notification on channel encounters_outbox after
 --   each commit that wrote outbox rows or marked some published.
 -- Example:
---   psql -f sql/queries/relay/listen.sql
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -f sql/queries/relay/listen.sql
 LISTEN encounters_outbox;

@@ -7,7 +7,7 @@
 --   ids  bigint[]  outbox ids the broker confirmed
 -- Returns: one row: how many rows were marked.
 -- Example:
---   psql -v ids='{1,2,3}' -f sql/queries/relay/mark.sql
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -v ids='{1,2,3}' -f sql/queries/relay/mark.sql
 WITH marked AS (
     UPDATE encounters.outbox
     SET published_at = clock_timestamp()

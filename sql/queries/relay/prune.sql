@@ -7,7 +7,7 @@
 --   max_rows   integer   how many rows one run deletes at most
 -- Returns: one row: how many rows were deleted.
 -- Example:
---   psql -v retention='7 days' -v max_rows=10000 -f sql/queries/relay/prune.sql
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -v retention='7 days' -v max_rows=10000 -f sql/queries/relay/prune.sql
 WITH pruned AS (
     DELETE FROM encounters.outbox
     WHERE

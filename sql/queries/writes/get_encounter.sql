@@ -5,5 +5,5 @@
 --   show_deleted  boolean  whether a deleted encounter is shown
 -- Returns: one row, one column: the encounter in the full form (JSON).
 -- Example:
---   psql -v encounter_id=… -v show_deleted=false -f sql/queries/writes/get_encounter.sql
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -v encounter_id=… -v show_deleted=false -f sql/queries/writes/get_encounter.sql
 SELECT encounters_api.get_encounter(:'encounter_id'::uuid, :'show_deleted'::boolean);

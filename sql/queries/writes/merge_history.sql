@@ -4,5 +4,5 @@
 --   encounter_id  uuid  the encounter
 -- Returns: one row, one column: [{record_uuid, patient_uuid, message_uuid, merged_at}] (JSON).
 -- Example:
---   psql -v encounter_id=… -f sql/queries/writes/merge_history.sql
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -v encounter_id=… -f sql/queries/writes/merge_history.sql
 SELECT encounters_api.merge_history(:'encounter_id'::uuid);

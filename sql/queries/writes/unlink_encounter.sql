@@ -6,6 +6,6 @@
 --   caller        text   caller id, written to modified_by
 -- Returns: one row, one column: the encounter in the full form (JSON).
 -- Example:
---   psql -v encounter_id=… -v body='{"child_of_encounter_uuid": "…"}' -v caller=analyst \
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -v encounter_id=… -v body='{"child_of_encounter_uuid": "…"}' -v caller=analyst \
 --     -f sql/queries/writes/unlink_encounter.sql
 SELECT encounters_api.unlink_encounter(:'encounter_id'::uuid, :'body'::jsonb, :'caller'::text);

@@ -8,7 +8,7 @@
 -- Returns: one row: refusal (text; set when a score change was refused and audited, then
 --   result is null) and result (the encounter in the full form, JSON).
 -- Example:
---   psql -v encounter_id=… -v body='{"location_uuid": "…"}' -v caller=analyst \
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -v encounter_id=… -v body='{"location_uuid": "…"}' -v caller=analyst \
 --     -v can_edit_ews=false -f sql/queries/writes/update_encounter.sql
 SELECT
     refusal,

@@ -6,6 +6,6 @@
 --   caller        text   caller id, written to the entry's modified_by
 -- Returns: one row, one column: the entry (JSON), as the full form of its encounter lists it.
 -- Example:
---   psql -v history_uuid=… -v body='{"changed_time": "2018-01-01T00:00:00Z"}' -v caller=robot \
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -v history_uuid=… -v body='{"changed_time": "2018-01-01T00:00:00Z"}' -v caller=robot \
 --     -f sql/queries/writes/update_score_system_history.sql
 SELECT encounters_api.update_score_system_history(:'history_uuid'::uuid, :'body'::jsonb, :'caller'::text);
