@@ -155,7 +155,10 @@ def _initdb(bindir: Path, pgdata: Path) -> None:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on `port`: it binds with SO_REUSEADDR, so a port whose last
+    connections linger in TIME_WAIT (the server's own, from its previous run) counts as free."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -61,6 +61,7 @@ def test_the_local_server_keeps_its_port_and_says_where_it_is(data_dir: Path, ca
 def test_a_taken_port_falls_back_to_a_free_one(data_dir: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
+        taken.listen()
         port = taken.getsockname()[1]
         with start_local_postgres(data_dir, port) as pg:
             assert pg.port != port
