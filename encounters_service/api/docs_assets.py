@@ -9,13 +9,15 @@ packages that ship their files bring a whole web framework along (Flask, FastAPI
 
 from __future__ import annotations
 
-from litestar import Router, get
+from litestar import MediaType, Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import NotFoundException
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.params import FromPath
 from litestar.response import File
 from swagger_ui_bundle import swagger_ui_path
+
+from encounters_service.errors import error_response
 
 # The files the page loads, and their media types. The folder's name carries Swagger UI's version
 # (swagger-ui-5.31.0), and so do the URLs: a browser may keep them for a year.
@@ -35,6 +37,14 @@ def swagger_ui_asset(name: FromPath[str]) -> File:
     return File(swagger_ui_path / name, media_type=ASSETS[name], content_disposition_type="inline")
 
 
+async def _plain_not_found(response: Response) -> Response:
+    """The docs router answers a path it does not know (e.g. /schema/redoc) with an HTML page of
+    its own; it gets the `{"message"}` of every other 404 instead."""
+    if response.status_code == 404 and response.media_type == MediaType.HTML:
+        return error_response(404, "Not Found")
+    return response
+
+
 class LocalSwaggerRenderPlugin(SwaggerRenderPlugin):
     """Swagger UI whose assets are served beside the page, under the docs router's path."""
 
@@ -44,6 +54,7 @@ class LocalSwaggerRenderPlugin(SwaggerRenderPlugin):
     def receive_router(self, router: Router) -> None:
         super().receive_router(router)  # Swagger UI's oauth2-redirect.html
         router.register(swagger_ui_asset)
+        router.after_request = _plain_not_found
         assets = f"{router.path}/{swagger_ui_path.name}"
         self.js_url = f"{assets}/swagger-ui-bundle.js"
         self.standalone_preset_js_url = f"{assets}/swagger-ui-standalone-preset.js"

@@ -82,4 +82,6 @@ def test_the_docs_page_and_its_assets_come_from_the_service(live_server):
 
 @pytest.mark.parametrize("page", ["/schema/redoc", "/schema/elements", "/schema/rapidoc"])
 def test_docs_uis_without_local_assets_are_absent(live_server, page):
-    assert httpx.get(live_server + page).status_code == 404
+    answer = httpx.get(live_server + page)
+    assert answer.status_code == 404
+    assert answer.json() == {"message": "Not Found"}  # as every path that is not a route, not an HTML page
