@@ -100,7 +100,7 @@ def _is_number(value: object) -> bool:
 
 
 def _id(claims: Mapping[str, Any], name: str) -> str | None:
-    """The claim as a caller id: only a non-empty string counts (SPEC "Additions"); one that
+    """The claim as a caller id: only a non-empty string counts (docs/api.md); one that
     PostgreSQL text cannot hold (NUL, a lone surrogate) refuses the token."""
     value = claims.get(name)
     if not isinstance(value, str) or not value:
@@ -255,7 +255,7 @@ def _caller(payload: Mapping[str, Any], metadata_claim: str) -> Caller:
     scope = payload.get("scope", "")
     if not isinstance(scope, str):
         raise AuthError.unauthorized("token claim 'scope' must be a space-separated string")
-    # ASCII spaces only (SPEC): "a\u00a0b" or "a\tb" is one scope, which the service does not know.
+    # ASCII spaces only (docs/api.md): "a\u00a0b" or "a\tb" is one scope, which the service does not know.
     return Caller.from_claims(claims, frozenset(scope.split(" ")))
 
 

@@ -87,7 +87,7 @@ def _route_spelling(template: str, handler: BaseRouteHandler) -> re.Pattern[byte
 
 
 def _refuse_non_canonical_path(request: Request) -> None:
-    """404 unless the path is spelled exactly as its route (SPEC: a path id that is not a UUID → 404)."""
+    """404 unless the path is spelled exactly as its route (docs/api.md: a path id that is not a UUID → 404)."""
     scope = request.scope
     template = scope["path_template"]
     spelling = _route_spellings.get(template)
@@ -106,7 +106,7 @@ def _declares_body(request: Request) -> bool:
 
 
 def _refuse_repeated_query_parameters(params: MultiDict[str]) -> None:
-    """A parameter given twice is a 400, not "last one wins" (SPEC: a repeated query parameter → 400)."""
+    """A parameter given twice is a 400, not "last one wins" (docs/api.md: a repeated query parameter → 400)."""
     if len(params) == len(set(params)):  # len() counts every value, set() each name once
         return
     repeated = sorted(name for name in params if len(params.getall(name)) > 1)

@@ -1,12 +1,12 @@
 -- encounters_api.create_encounter(body, caller, can_edit_ews) → jsonb
--- Creates an encounter from a create request body (SPEC.md "Create body"; fields named as the
+-- Creates an encounter from a create request body (docs/api.md "Create body"; fields named as the
 -- columns, location_history an optional list of {location_uuid, arrived_at, departed_at}) and
 -- returns it in the full form. In one transaction: the encounter, its location history rows,
 -- and the dhos.DM000007 event.
 --
 -- Rules, checked in this order:
 --   403 EN403  spo2_scale other than 1 without can_edit_ews, whatever the value. Nothing is
---              written, not even an audit event: SPEC audits refused changes of an existing
+--              written, not even an audit event: the contract audits refused changes of an existing
 --              encounter only.
 --   400 EN400  spo2_scale not 1 or 2 (for a caller who may set it).
 --   422 EN422  child_of_encounter_uuid names no encounter.

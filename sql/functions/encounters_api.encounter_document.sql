@@ -1,5 +1,5 @@
 -- encounters_api.encounter_document(e, compact, expanded, with_children) → one row: jsonb
--- The one definition of an encounter's JSON (SPEC.md "Data"): the full form, or the compact
+-- The one definition of an encounter's JSON (docs/api.md "Data"): the full form, or the compact
 -- form; expanded adds created/created_by/modified/modified_by; with_children adds
 -- child_encounter_uuids (every descendant, deleted ones included).
 -- A set-returning LANGUAGE sql function of one SELECT (always exactly one row) so that the

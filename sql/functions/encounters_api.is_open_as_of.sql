@@ -1,5 +1,5 @@
 -- encounters_api.is_open_as_of(e, at) → boolean
--- SPEC.md "Open as of T": not deleted, and not discharged, or discharged later than T.
+-- docs/api.md "Open as of T": not deleted, and not discharged, or discharged later than T.
 -- `at` = 'infinity' asks "open now" (no discharge time at all); `at` = '-infinity' accepts every
 -- encounter that is not deleted, discharged or not.
 -- Written as one expression so the planner inlines it and can use the partial indexes on

@@ -1,5 +1,5 @@
 -- encounters_api.latest_encounter(patient_id, location_ids, open_as_of) → 0 or 1 encounter
--- The one definition of a patient's "latest" encounter (SPEC.md, GET /dhos/v2/encounter/latest):
+-- The one definition of a patient's "latest" encounter (docs/api.md, GET /dhos/v2/encounter/latest):
 -- among the patient's top-level encounters that are open as of `open_as_of`, the open one
 -- first, then the newest admission, then the newest creation.
 --   location_ids  only encounters at one of these locations; null = anywhere

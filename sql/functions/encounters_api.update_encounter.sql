@@ -1,5 +1,5 @@
 -- encounters_api.update_encounter(encounter_id, body, caller, can_edit_ews) → (refusal, result)
--- Applies a PATCH body (SPEC.md "Update rules") to one encounter. Only the fields present in
+-- Applies a PATCH body (docs/api.md "Update rules") to one encounter. Only the fields present in
 -- the body change (absent ≠ null): null clears epr_encounter_id ('' too), encounter_type,
 -- discharged_at, deleted_at; null score_system, spo2_scale or child_of_encounter_uuid leaves
 -- them as they are (unlinking is DELETE's job). Returns (null, full form), or, when the

@@ -1,7 +1,7 @@
 -- encounters_api.update_score_system_history(history_uuid, body, caller) → jsonb
 -- Corrects when a score system change took effect: body {"changed_time": datetime}. Sets the
 -- entry's changed_time and modified/modified_by; the encounter itself is not modified and no
--- event is recorded (SPEC lists none). Returns the entry as the full form renders it.
+-- event is recorded (the contract lists none). Returns the entry as the full form renders it.
 --   404 EN404  no such score system history entry.
 -- requires: encounters_api.encounter_json, encounters_api.lock_encounter
 CREATE OR REPLACE FUNCTION encounters_api.update_score_system_history(history_uuid uuid, body jsonb, caller text)

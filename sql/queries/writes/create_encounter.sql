@@ -1,7 +1,7 @@
 -- Creates an encounter (with its location history and DM000007 event, in one transaction); answers the full form.
 --
 -- Parameters:
---   body          jsonb    the create request body (SPEC.md "Create body")
+--   body          jsonb    the create request body (docs/api.md "Create body")
 --   caller        text     caller id, written to created_by/modified_by
 --   can_edit_ews  boolean  whether the caller may set spo2_scale other than 1
 -- Returns: one row, one column: the new encounter in the full form (JSON).
