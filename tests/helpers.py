@@ -148,6 +148,12 @@ FULL_KEYS = COMPACT_KEYS | {
 EXPANDED_KEYS = frozenset({"created", "created_by", "modified", "modified_by"})
 
 
+def forget_database_settings(monkeypatch) -> None:
+    """No database configured in this test's environment (DATABASE_URL and DATABASE_*)."""
+    for name in ("DATABASE_URL", *DATABASE_PARTS):
+        monkeypatch.delenv(name, raising=False)
+
+
 # What a served subprocess needs to accept the tokens of `auth()`.
 SERVICE_ENV = {"HS_KEY": TEST_SETTINGS.hs_key, "HS_ISSUER": TEST_SETTINGS.hs_issuer}
 

@@ -8,6 +8,7 @@ import pytest
 from encounters_service import cli
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, Authenticator
 from encounters_service.settings import load_settings
+from tests.helpers import forget_database_settings
 from tests.migrations.test_migrations import MIGRATION_IDS
 
 
@@ -114,15 +115,7 @@ def test_serve_refuses_function_files_that_are_not_deployed(capsys, monkeypatch,
 def test_without_a_local_database_a_missing_database_setting_says_to_set_one(monkeypatch, command):
     """As in the container image (LOCAL_DATABASE=false), which has no PostgreSQL to start."""
     monkeypatch.setenv("LOCAL_DATABASE", "false")
-    for name in (
-        "DATABASE_URL",
-        "DATABASE_HOST",
-        "DATABASE_PORT",
-        "DATABASE_USER",
-        "DATABASE_PASSWORD",
-        "DATABASE_NAME",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    forget_database_settings(monkeypatch)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(command)
     assert str(exit_info.value.code).startswith("encounters-service: no database is configured: set DATABASE_URL")

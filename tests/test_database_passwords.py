@@ -15,6 +15,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from encounters_service import cli
 from tests.conftest import server_conninfo
+from tests.helpers import forget_database_settings
 
 ROLE = "password_tester"
 PASSWORDS = ["pa/ss", "pa#ss", "pa?ss", "pa@ss", "pa%2Fss", "pa ss", "a/b#c?d@e%f g:h"]
@@ -43,15 +44,7 @@ def set_password(pg_server, password: str) -> None:
 
 
 def migrate_with(monkeypatch, capsys, env: dict[str, str]) -> str:
-    for name in (
-        "DATABASE_URL",
-        "DATABASE_HOST",
-        "DATABASE_PORT",
-        "DATABASE_USER",
-        "DATABASE_PASSWORD",
-        "DATABASE_NAME",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    forget_database_settings(monkeypatch)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     cli.main(["migrate", "upgrade"])
