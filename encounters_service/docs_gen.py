@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from encounters_service import embedded, migrate
+from encounters_service import migrate
 from encounters_service.app import create_app
 from encounters_service.settings import REPO_ROOT, load_settings
 
@@ -161,13 +158,8 @@ def _one_line(text: str | None) -> str:
 def migrated_database_markdown() -> str:
     """docs/schema.md from a throwaway PostgreSQL (the system's binaries, as `serve` runs them)
     that this checkout's migrations and functions have just built: never a database in use."""
-    data_dir = Path(tempfile.mkdtemp(prefix="encounters-schema-"))
-    try:
-        with embedded.start_local_postgres(data_dir) as pg:
-            migrate.upgrade(pg.conninfo)
-            return schema_markdown(pg.conninfo)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with migrate.scratch_database("encounters-schema-") as conninfo:
+        return schema_markdown(conninfo)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,9 +12,7 @@ It lives in the package beside docs_gen.py, which builds its database the same w
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import psycopg
@@ -98,19 +96,15 @@ def findings(conninfo: str) -> tuple[int, int, list[str]]:
 
 
 def main() -> int:
-    data_dir = Path(tempfile.mkdtemp(prefix="encounters-plpgsql-check-"))
     try:
-        with embedded.start_local_postgres(data_dir) as pg:
-            migrate.upgrade(pg.conninfo)
-            checked, accepted, lines = findings(pg.conninfo)
+        with migrate.scratch_database("encounters-plpgsql-check-") as conninfo:
+            checked, accepted, lines = findings(conninfo)
     except LookupError as missing:
         print(f"lint_plpgsql: {missing}", file=sys.stderr)
         return 2
     except embedded.EmbeddedPostgresError as error:
         print(f"lint_plpgsql: cannot start a PostgreSQL to check with: {error}", file=sys.stderr)
         return 2
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
     for line in lines:
         print(line)
     print(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from psycopg.conninfo import conninfo_to_dict
 from yoyo import get_backend, read_migrations
 
 from encounters_service.db import run_sync
+from encounters_service.embedded import start_local_postgres
 from encounters_service.settings import MIGRATIONS_DIR, SQL_DIR
 from encounters_service.sqlfiles import load_queries
 
@@ -219,3 +222,17 @@ def require_current(conninfo: str) -> None:
             f"the database is not at this version's schema ({', '.join(behind[:3])}{more}): "
             "run `encounters-service migrate upgrade` first"
         )
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """Conninfo of a throwaway PostgreSQL (the system's binaries, as `serve` runs them) that this
+    checkout's migrations and functions have just built, removed on exit: never a database in use
+    (for the generated docs and the PL/pgSQL lint)."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        with start_local_postgres(data_dir) as pg:
+            upgrade(pg.conninfo)
+            yield pg.conninfo
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
