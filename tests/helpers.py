@@ -1,5 +1,5 @@
-"""Shared test helpers: the test settings and tokens, the response forms, and the service run as
-a subprocess (`encounters-service serve`, as production runs it)."""
+"""Shared test helpers: the test settings and tokens, the response forms, and the service's commands
+run as subprocesses (`encounters-service serve`, `relay`, as production runs them)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Self
 
 import httpx
 import jwt
@@ -159,37 +160,37 @@ SERVICE_ENV = {"HS_KEY": TEST_SETTINGS.hs_key, "HS_ISSUER": TEST_SETTINGS.hs_iss
 
 
 @dataclass
-class Service:
-    """`encounters-service serve` running as a subprocess on a loopback port; its stdout and stderr
-    go to a file (a pipe nobody reads would fill up and block it)."""
+class Command:
+    """An `encounters-service` command running as a subprocess, as production runs it; its stdout
+    and stderr go to a file (a pipe nobody reads would fill up and block it). As a context manager,
+    it is stopped on exit if the test did not stop it (a failed test leaves no process behind)."""
 
     process: subprocess.Popen
-    base_url: str
     log: Path
     terminated: bool = False
 
     @classmethod
-    def start(cls, env: Mapping[str, str], *args: str, port: int | None = None) -> Service:
+    def launch(cls, env: Mapping[str, str], *args: str, **fields: Any) -> Self:
         """Started with the test process's environment minus any database or key settings, plus `env`."""
-        port = port or port_for.select_random()
         inherited = {k: v for k, v in os.environ.items() if k not in (*DATABASE_PARTS, "DATABASE_URL", "HS_KEY")}
-        command = [sys.executable, "-m", "encounters_service", "serve", "--port", str(port), *args]
-        log = Path(tempfile.mkstemp(prefix="encounters-serve-", suffix=".log")[1])
+        command = [sys.executable, "-m", "encounters_service", *args]
+        log = Path(tempfile.mkstemp(prefix=f"encounters-{args[0]}-", suffix=".log")[1])
         with log.open("w") as output:
             process = subprocess.Popen(command, env={**inherited, **env}, stdout=output, stderr=subprocess.STDOUT)
-        return cls(process, f"http://127.0.0.1:{port}", log)
+        return cls(process, log, **fields)
 
-    def wait_until_running(self, seconds: float = 60) -> float:
-        """Seconds until GET /running answered."""
-        started = time.monotonic()
-        while time.monotonic() - started < seconds:
-            assert self.process.poll() is None, self.output()
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process.poll() is None:
+            self.terminate()
             try:
-                if httpx.get(f"{self.base_url}/running").json() == {"running": True}:
-                    return time.monotonic() - started
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError(f"the service did not answer /running in time:\n{self.output()}")
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.unlink(missing_ok=True)
 
     def output(self) -> str:
         return self.log.read_text()
@@ -208,3 +209,27 @@ class Service:
         self.log.unlink(missing_ok=True)
         assert self.process.returncode == 0, output
         return output
+
+
+@dataclass(kw_only=True)
+class Service(Command):
+    """`encounters-service serve` on a loopback port."""
+
+    base_url: str
+
+    @classmethod
+    def start(cls, env: Mapping[str, str], *args: str, port: int | None = None) -> Service:
+        port = port or port_for.select_random()
+        return cls.launch(env, "serve", "--port", str(port), *args, base_url=f"http://127.0.0.1:{port}")
+
+    def wait_until_running(self, seconds: float = 60) -> float:
+        """Seconds until GET /running answered."""
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            assert self.process.poll() is None, self.output()
+            try:
+                if httpx.get(f"{self.base_url}/running").json() == {"running": True}:
+                    return time.monotonic() - started
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError(f"the service did not answer /running in time:\n{self.output()}")

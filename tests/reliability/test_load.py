@@ -3,6 +3,9 @@ against `encounters-service serve` as production runs it, on loopback. They comp
 a few patients (one open local encounter each), a few EPR ids (one live encounter each), moves of
 the same encounters, discharges, deletions and record merges. Afterwards: no 5xx, no duplicate,
 every location history a consistent chain, every committed change's event recorded exactly once.
+
+run_load and assert_load_held are also what tests/relay/test_many_instances.py runs, with the
+clients spread over two instances.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import random
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -39,11 +42,13 @@ class Tally:
     """What the clients saw: statuses per kind of request, and the writes answered 200."""
 
     statuses: Counter = field(default_factory=Counter)
+    instances: Counter = field(default_factory=Counter)  # base URL → requests sent to it
     encounters: list[str] = field(default_factory=list)
     moves: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # encounter → new locations
     patches: Counter = field(default_factory=Counter)  # encounter → discharges and deletions
     failures: list[str] = field(default_factory=list)
     instants: Iterator[int] = field(default_factory=itertools.count)
+    elapsed: float = 0.0  # seconds the load ran
 
 
 async def client(base_url: str, number: int, deadline: float, tally: Tally) -> None:
@@ -51,6 +56,7 @@ async def client(base_url: str, number: int, deadline: float, tally: Tally) -> N
     async with httpx.AsyncClient(base_url=base_url, headers=HEADERS, timeout=30) as http:
         while time.monotonic() < deadline:
             kind, request = pick(rng, tally)
+            tally.instances[base_url] += 1
             try:
                 response = await request(http)
             except httpx.TransportError as error:
@@ -125,36 +131,44 @@ def record(kind: str, request, response: httpx.Response, tally: Tally) -> None:
         tally.patches[request.encounter] += 1
 
 
-async def run_load(base_url: str) -> Tally:
+async def run_load(base_urls: Sequence[str], seconds: float = LOAD_SECONDS) -> Tally:
+    """CLIENTS clients for `seconds`, client n on instance n mod len(base_urls)."""
     tally = Tally()
-    deadline = time.monotonic() + LOAD_SECONDS
-    await asyncio.gather(*(client(base_url, number, deadline, tally) for number in range(CLIENTS)))
+    started = time.monotonic()
+    deadline = started + seconds
+    await asyncio.gather(
+        *(client(base_urls[number % len(base_urls)], number, deadline, tally) for number in range(CLIENTS))
+    )
+    tally.elapsed = time.monotonic() - started
     return tally
 
 
 def test_32_clients_mixed_reads_and_writes(fresh_database, db):
-    service = Service.start({**SERVICE_ENV, "DATABASE_URL": fresh_database})
-    service.wait_until_running()
-    started = time.monotonic()
-    tally = asyncio.run(run_load(service.base_url))
-    elapsed = time.monotonic() - started
-    output = service.stop()
+    with Service.start({**SERVICE_ENV, "DATABASE_URL": fresh_database}) as service:
+        service.wait_until_running()
+        tally = asyncio.run(run_load([service.base_url]))
+        output = service.stop()
+    assert_load_held(db, tally)
+    assert "Traceback" not in output
 
+
+def assert_load_held(db: psycopg.Connection, tally: Tally) -> None:
+    """Every check of the load: no 5xx or lost answer, no duplicate, location histories are chains,
+    one event per committed change; prints what the clients saw."""
     total = sum(tally.statuses.values())
     by_status = Counter()
     for (_, status), count in tally.statuses.items():
         by_status[status] += count
     duplicates = duplicate_open_local(db) + duplicate_live_epr_ids(db)
     print(
-        f"\nload: {CLIENTS} clients, {elapsed:.1f} s, {total} requests ({total / elapsed:.0f}/s), "
-        f"statuses {dict(sorted(by_status.items(), key=str))}, 5xx or no answer: {len(tally.failures)}, "
-        f"duplicates found: {len(duplicates)}"
+        f"\nload: {CLIENTS} clients, {tally.elapsed:.1f} s, {total} requests ({total / tally.elapsed:.0f}/s), "
+        f"per instance {dict(tally.instances)}, statuses {dict(sorted(by_status.items(), key=str))}, "
+        f"5xx or no answer: {len(tally.failures)}, duplicates found: {len(duplicates)}"
     )
     assert tally.failures == []
     assert duplicates == []
     assert_location_histories_are_chains(db, tally)
     assert_one_event_per_committed_change(db, tally)
-    assert "Traceback" not in output
 
 
 def duplicate_open_local(db: psycopg.Connection) -> list[tuple]:
