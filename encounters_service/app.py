@@ -17,6 +17,7 @@ from encounters_service.api import ROUTES, development
 from encounters_service.api.common import check_request
 from encounters_service.api.docs_assets import render_plugins
 from encounters_service.api.read_gate import ReadGate
+from encounters_service.api.read_routing import standby_routes
 from encounters_service.auth import Authenticator
 from encounters_service.db import Database, make_pool
 from encounters_service.errors import EXCEPTION_HANDLERS
@@ -25,6 +26,7 @@ from encounters_service.logs import configure_logging, request_logging
 from encounters_service.metrics import instrument, publishing
 from encounters_service.relay import Relay, relay_in_background
 from encounters_service.settings import Settings, SettingsError, load_settings
+from encounters_service.standbys import Standbys
 
 MAX_BODY_BYTES = 1024 * 1024
 RELAY_ENV = "ENCOUNTERS_SERVE_RELAY"  # set to "1" by `serve --relay` for its workers
@@ -33,6 +35,7 @@ RELAY_ENV = "ENCOUNTERS_SERVE_RELAY"  # set to "1" by `serve --relay` for its wo
 def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Litestar:
     """relay=True (serve --relay): this process also publishes the outbox, as a background task."""
     pool = make_pool(settings, conninfo)
+    standbys = Standbys(settings, settings.database_read_url) if settings.database_read_url else None
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -40,7 +43,11 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
         await pool.open(wait=True, timeout=settings.pool_open_timeout_s)
         app.state.db = Database(pool)
         try:
-            yield
+            if standbys is None:
+                yield
+            else:
+                async with standbys.watching(app.state.db):
+                    yield
         finally:
             await pool.close()
 
@@ -62,6 +69,8 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
                 "settings": settings,
                 "authenticator": Authenticator(settings),
                 "read_gate": ReadGate.for_pool(settings.pool_max_size),
+                "standbys": standbys,
+                "standby_routes": standby_routes(settings.read_routes),
             }
         ),
         openapi_config=OpenAPIConfig(

@@ -84,6 +84,27 @@ POOL_GAUGES = {
         ("pool_max", "encounters_db_pool_max", "Connections the pools may open at most"),
     )
 }
+# Reads on hot standbys (standbys.py): where each read that may run on a standby ran, and why not
+# there; each standby's lag and whether it is used, as the worse of the workers' last watches.
+READS = Counter(
+    "encounters_db_reads",
+    "Reads of the routes that may run on a standby, by where they ran: standby (fresh) or primary"
+    " (no_fresh_standby, before_write: no standby had replayed the caller's X-Encounters-LSN yet,"
+    " standby_failed: the read failed there and ran again on the primary)",
+    ["served_by", "reason"],
+)
+STANDBY_LAG = Gauge(
+    "encounters_db_standby_lag_seconds",
+    "How far behind the primary each standby was at the last watch (+Inf: unreachable or over 10 s)",
+    ["standby"],
+    multiprocess_mode="livemax",
+)
+STANDBY_USABLE = Gauge(
+    "encounters_db_standby_usable",
+    "1 if reads run on the standby (within READ_MAX_LAG_MS and answering), 0 if they go to the primary",
+    ["standby"],
+    multiprocess_mode="livemin",
+)
 # Their own registry, so that `encounters-service relay` (RELAY_METRICS_PORT) serves these alone.
 RELAY_REGISTRY = CollectorRegistry()
 RELAY_PUBLISHED = Counter(

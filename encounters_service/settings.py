@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = REPO_ROOT / "sql"
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
 
+READ_ROUTES = ("census", "all", "none")
 LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG")
 LOG_FORMATS = ("colour", "plain", "json")
 HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
@@ -30,6 +34,9 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None  # None: start the embedded local PostgreSQL
+    database_read_url: str | None = None  # hot standbys for reads (standbys.py); None: all on the primary
+    read_routes: str = "census"  # which reads may run on a standby: api/read_routing.py
+    read_max_lag_ms: int = 1000  # a standby further behind the primary than this is not read from
     host: str = "127.0.0.1"
     port: int = 5000
     data_dir: Path = Path(".encounters-data")
@@ -166,6 +173,36 @@ def database_url_from(env: Mapping[str, str]) -> str | None:
     return f"postgresql://{credentials}@{host}:{port}/{name}"
 
 
+def _read_url(env: Mapping[str, str]) -> str | None:
+    """DATABASE_READ_URL, checked: a libpq URL or key=value string, which needs DATABASE_URL beside it."""
+    url = env.get("DATABASE_READ_URL") or None
+    if url is None:
+        return None
+    if database_url_from(env) is None:
+        raise SettingsError("DATABASE_READ_URL names standbys of a primary: set DATABASE_URL to the primary too")
+    try:
+        standby_conninfos(url)
+    except (psycopg.ProgrammingError, ValueError) as error:
+        raise SettingsError(f"DATABASE_READ_URL is not a libpq connection string: {error}") from None
+    return url
+
+
+def standby_conninfos(read_url: str) -> list[tuple[str, str]]:
+    """(name, conninfo) per host of a libpq URL or key=value string that may list several
+    (`host=a,b port=5432,5433`, or `postgresql://a:5432,b:5433/db`): every other parameter
+    applies to each. load_balance_hosts is left out: the service chooses among them (standbys.py)."""
+    params = conninfo_to_dict(read_url)
+    params.pop("load_balance_hosts", None)
+    hosts = str(params.pop("host", "") or "localhost").split(",")
+    ports = str(params.pop("port", "") or "5432").split(",")
+    if len(ports) == 1:
+        ports *= len(hosts)
+    if len(ports) != len(hosts):
+        raise ValueError(f"{len(hosts)} hosts but {len(ports)} ports")
+    pairs = zip(hosts, ports, strict=True)
+    return [(f"{host}:{port}", make_conninfo("", **params, host=host, port=port)) for host, port in pairs]
+
+
 def _issuer(env: Mapping[str, str]) -> str:
     if env.get("HS_ISSUER"):
         return env["HS_ISSUER"]
@@ -189,6 +226,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     return Settings(
         database_url=database_url_from(env),
+        database_read_url=_read_url(env),
+        read_routes=_choice(env, "READ_ROUTES", Settings.read_routes, READ_ROUTES),
+        read_max_lag_ms=_positive(env, "READ_MAX_LAG_MS", Settings.read_max_lag_ms, int),
         host=env.get("HOST") or Settings.host,
         port=_int(env, "PORT", Settings.port),
         data_dir=Path(env.get("ENCOUNTERS_DATA_DIR") or Settings.data_dir),

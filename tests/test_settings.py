@@ -6,8 +6,9 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
-from encounters_service.settings import SettingsError, load_settings
+from encounters_service.settings import SettingsError, load_settings, standby_conninfos
 
 
 def test_defaults_start_the_embedded_database_on_localhost_5000():
@@ -130,3 +131,46 @@ def test_http_server_timeouts_and_connection_limit():
 def test_http_server_settings_refuse_what_is_not_a_positive_number(name, value):
     with pytest.raises(SettingsError, match=name):
         load_settings({name: value})
+
+
+PRIMARY = {"DATABASE_URL": "postgresql://u@p/db"}
+
+
+def test_read_replica_settings_default_to_everything_on_the_primary():
+    settings = load_settings(PRIMARY)
+    assert settings.database_read_url is None
+    assert (settings.read_routes, settings.read_max_lag_ms) == ("census", 1000)
+    chosen = load_settings({**PRIMARY, "DATABASE_READ_URL": "host=a,b", "READ_ROUTES": "ALL", "READ_MAX_LAG_MS": "250"})
+    assert (chosen.database_read_url, chosen.read_routes, chosen.read_max_lag_ms) == ("host=a,b", "all", 250)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DATABASE_READ_URL": "host=a"}, "DATABASE_URL"),  # standbys of no primary
+        ({**PRIMARY, "DATABASE_READ_URL": "host=a bogus=1"}, "DATABASE_READ_URL"),
+        ({**PRIMARY, "DATABASE_READ_URL": "host=a,b,c port=1,2"}, "DATABASE_READ_URL"),
+        ({**PRIMARY, "READ_ROUTES": "some"}, "READ_ROUTES"),
+        ({**PRIMARY, "READ_MAX_LAG_MS": "0"}, "READ_MAX_LAG_MS"),
+    ],
+)
+def test_read_replica_settings_refuse_what_would_not_work(env, named):
+    with pytest.raises(SettingsError, match=named):
+        load_settings(env)
+
+
+@pytest.mark.parametrize(
+    ("url", "hosts"),
+    [
+        ("host=a,b port=5433 dbname=x target_session_attrs=standby", ["a:5433", "b:5433"]),
+        ("postgresql://u@a:1,b:2/x?load_balance_hosts=random", ["a:1", "b:2"]),
+        ("postgresql://u@a/x", ["a:5432"]),
+    ],
+)
+def test_each_standby_of_the_read_url_gets_its_own_conninfo(url, hosts):
+    found = standby_conninfos(url)
+    assert [name for name, _ in found] == hosts
+    for name, conninfo in found:
+        params = conninfo_to_dict(conninfo)
+        assert f"{params['host']}:{params['port']}" == name
+        assert params["dbname"] == "x" and "load_balance_hosts" not in params

@@ -44,9 +44,9 @@ def database(request: Request) -> Database:
     return db
 
 
-def json_response(document: bytes | None) -> Response:
+def json_response(document: bytes | None, headers: dict[str, str] | None = None) -> Response:
     """A JSON document built by PostgreSQL, passed through untouched."""
-    return Response(content=document or b"null", media_type="application/json")
+    return Response(content=document or b"null", media_type="application/json", headers=headers)
 
 
 def _query_names(handler: BaseRouteHandler) -> frozenset[str]:

@@ -10,8 +10,9 @@ from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 
-from encounters_service.api.common import BEARER, READ, caller_of, database, json_response
+from encounters_service.api.common import BEARER, READ, caller_of, json_response
 from encounters_service.api.openapi import documented
+from encounters_service.api.read_routing import reads
 from encounters_service.instants import DATETIME_RULES
 from encounters_service.models import (
     MAX_LIST_ITEMS,
@@ -52,7 +53,7 @@ async def _heavy_read(request: Request, query: str, **params: object) -> bytes |
     """The query's value, run within the caller's share of the connections for reads whose answer
     grows with the data (api/read_gate.py): over it, 503 without touching the database."""
     async with request.app.state.read_gate.slot(caller_of(request).id):
-        document: bytes | None = await database(request).value(query, **params)  # JSON, as PostgreSQL built it
+        document: bytes | None = await reads(request).value(query, **params)  # JSON, as PostgreSQL built it
     return document
 
 
@@ -171,7 +172,7 @@ async def latest_encounter(
     open_as_of: OpenAsOf = None,
     compact: FromQuery[bool] = False,
 ) -> Response:
-    document = await database(request).value(
+    document = await reads(request).value(
         "encounters.latest",
         patient_id=patient_id,
         open_as_of=_open_as_of(open_as_of, OPEN_OR_DISCHARGED),

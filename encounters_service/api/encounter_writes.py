@@ -25,6 +25,7 @@ from encounters_service.api.common import (
     requires,
 )
 from encounters_service.api.openapi import documented
+from encounters_service.api.read_routing import WRITTEN_POSITION, reads
 from encounters_service.auth import WRITE_SCOPE, AuthError
 from encounters_service.models import (
     Body,
@@ -44,10 +45,18 @@ from encounters_service.models import (
 ENCOUNTER = "/dhos/v1/encounter/{encounter_id:uuid}"
 
 
-async def _write(request: Request, query: str, model: type[Body], raw: RawBody, **params: Any) -> list[tuple[Any, ...]]:
-    """Run a write query with the decoded body and the caller's id."""
+async def _write(
+    request: Request, query: str, model: type[Body], raw: RawBody, **params: Any
+) -> tuple[list[tuple[Any, ...]], dict[str, str]]:
+    """Run a write query with the decoded body and the caller's id: its rows, and the answer's
+    headers. With standbys (DATABASE_READ_URL), X-Encounters-LSN: a WAL position past the commit,
+    for a read that must see this write (api/read_routing.py)."""
     body = encode(decode(model, raw))
-    return await database(request).rows(query, body=body, caller=caller_of(request).id, **params)
+    db = database(request)
+    rows = await db.rows(query, body=body, caller=caller_of(request).id, **params)
+    if request.app.state.standbys is None:
+        return rows, {}
+    return rows, {WRITTEN_POSITION: await db.value("replication.written_position")}
 
 
 @post(
@@ -60,15 +69,17 @@ async def _write(request: Request, query: str, model: type[Body], raw: RawBody, 
 )
 async def create_encounter(request: Request, body: RawBody) -> Response:
     can_edit_ews = caller_of(request).can_edit_ews
-    [(created,)] = await _write(request, "writes.create_encounter", EncounterCreate, body, can_edit_ews=can_edit_ews)
-    return json_response(created)
+    [(created,)], headers = await _write(
+        request, "writes.create_encounter", EncounterCreate, body, can_edit_ews=can_edit_ews
+    )
+    return json_response(created, headers)
 
 
 @get(ENCOUNTER, opt=READ, summary="One encounter (full form)", security=BEARER, operation_class=documented(Encounter))
 async def get_encounter(
     request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False
 ) -> Response:
-    found = await database(request).value("writes.get_encounter", encounter_id=encounter_id, show_deleted=show_deleted)
+    found = await reads(request).value("writes.get_encounter", encounter_id=encounter_id, show_deleted=show_deleted)
     return json_response(found)
 
 
@@ -81,12 +92,12 @@ async def get_encounter(
 )
 async def update_encounter(request: Request, encounter_id: FromPath[UUID], body: RawBody) -> Response:
     can_edit_ews = caller_of(request).can_edit_ews
-    [(refusal, updated)] = await _write(
+    [(refusal, updated)], headers = await _write(
         request, "writes.update_encounter", EncounterUpdate, body, encounter_id=encounter_id, can_edit_ews=can_edit_ews
     )
     if refusal:
         raise AuthError.forbidden(refusal)
-    return json_response(updated)
+    return json_response(updated, headers)
 
 
 @delete(
@@ -98,8 +109,10 @@ async def update_encounter(request: Request, encounter_id: FromPath[UUID], body:
     operation_class=documented(Encounter, body=EncounterUnlink, errors=[409]),
 )
 async def unlink_encounter(request: Request, encounter_id: FromPath[UUID], body: RawBody) -> Response:
-    [(unlinked,)] = await _write(request, "writes.unlink_encounter", EncounterUnlink, body, encounter_id=encounter_id)
-    return json_response(unlinked)
+    [(unlinked,)], headers = await _write(
+        request, "writes.unlink_encounter", EncounterUnlink, body, encounter_id=encounter_id
+    )
+    return json_response(unlinked, headers)
 
 
 @patch(
@@ -110,10 +123,10 @@ async def unlink_encounter(request: Request, encounter_id: FromPath[UUID], body:
     operation_class=documented(ScoreSystemChange, body=ScoreSystemHistoryUpdate),
 )
 async def update_score_system_history(request: Request, history_id: FromPath[UUID], body: RawBody) -> Response:
-    [(entry,)] = await _write(
+    [(entry,)], headers = await _write(
         request, "writes.update_score_system_history", ScoreSystemHistoryUpdate, body, history_uuid=history_id
     )
-    return json_response(entry)
+    return json_response(entry, headers)
 
 
 @post(
@@ -125,8 +138,8 @@ async def update_score_system_history(request: Request, history_id: FromPath[UUI
     operation_class=documented(MergeTotal, body=EncounterMerge, errors=[409]),
 )
 async def merge_encounters(request: Request, body: RawBody) -> Response:
-    [(total,)] = await _write(request, "writes.merge_encounters", EncounterMerge, body)
-    return json_response(total)
+    [(total,)], headers = await _write(request, "writes.merge_encounters", EncounterMerge, body)
+    return json_response(total, headers)
 
 
 @get(
@@ -137,7 +150,7 @@ async def merge_encounters(request: Request, body: RawBody) -> Response:
     operation_class=documented(list[MergeRecord]),
 )
 async def merge_history(request: Request, encounter_id: FromPath[UUID]) -> Response:
-    return json_response(await database(request).value("writes.merge_history", encounter_id=encounter_id))
+    return json_response(await reads(request).value("writes.merge_history", encounter_id=encounter_id))
 
 
 ROUTES = [
