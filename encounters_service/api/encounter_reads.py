@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter, RawBody
 
 from encounters_service.api.common import BEARER, READ, caller_of, json_response
 from encounters_service.api.openapi import documented
-from encounters_service.api.read_routing import reads
+from encounters_service.api.read_routing import WRITTEN_POSITION_READ, reads
 from encounters_service.instants import DATETIME_RULES
 from encounters_service.models import (
     MAX_LIST_ITEMS,
@@ -71,7 +71,7 @@ def _open_as_of(text: str | None, when_absent: str) -> object:
     opt=READ,
     summary="Uuids of all descendants",
     security=BEARER,
-    operation_class=documented(list[UUID], errors=[TOO_MANY_DESCENDANTS]),
+    operation_class=documented(list[UUID], errors=[TOO_MANY_DESCENDANTS], request_headers=WRITTEN_POSITION_READ),
 )
 async def child_encounters(
     request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False
@@ -87,7 +87,9 @@ async def child_encounters(
     summary="Encounters by patient and/or EPR encounter id",
     security=BEARER,
     operation_class=documented(
-        list[ExpandableListedEncounter | ExpandableCompactEncounter], errors=[TOO_MANY_DESCENDANTS]
+        list[ExpandableListedEncounter | ExpandableCompactEncounter],
+        errors=[TOO_MANY_DESCENDANTS],
+        request_headers=WRITTEN_POSITION_READ,
     ),
 )
 async def encounters_by_patient_or_epr_id(
@@ -136,7 +138,9 @@ async def encounters_by_patient_or_epr_id(
     opt=READ,
     summary="Encounters modified since a time, newest change first",
     security=BEARER,
-    operation_class=documented(list[ExpandableEncounter | ExpandableCompactEncounter]),
+    operation_class=documented(
+        list[ExpandableEncounter | ExpandableCompactEncounter], request_headers=WRITTEN_POSITION_READ
+    ),
 )
 async def encounters_modified_since(
     request: Request,
@@ -164,7 +168,9 @@ async def encounters_modified_since(
     opt=READ,
     summary="A patient's latest encounter",
     security=BEARER,
-    operation_class=documented(ListedEncounter | CompactEncounter, errors=[404, TOO_MANY_DESCENDANTS]),
+    operation_class=documented(
+        ListedEncounter | CompactEncounter, errors=[404, TOO_MANY_DESCENDANTS], request_headers=WRITTEN_POSITION_READ
+    ),
 )
 async def latest_encounter(
     request: Request,
@@ -206,7 +212,10 @@ async def _for_listed_ids(
     summary="The latest encounter of each patient",
     security=BEARER,
     operation_class=documented(
-        dict[UUID, ListedEncounter | CompactEncounter], body=UuidList, errors=[TOO_MANY_DESCENDANTS]
+        dict[UUID, ListedEncounter | CompactEncounter],
+        body=UuidList,
+        errors=[TOO_MANY_DESCENDANTS],
+        request_headers=WRITTEN_POSITION_READ,
     ),
 )
 async def latest_encounters(
@@ -223,7 +232,9 @@ async def latest_encounters(
     status_code=200,
     summary="Open encounters at locations",
     security=BEARER,
-    operation_class=documented(list[Encounter | CompactEncounter], body=UuidList),
+    operation_class=documented(
+        list[Encounter | CompactEncounter], body=UuidList, request_headers=WRITTEN_POSITION_READ
+    ),
 )
 async def open_encounters_at_locations(
     request: Request, body: RawBody, open_as_of: OpenAsOf = None, compact: FromQuery[bool] = False
@@ -239,7 +250,9 @@ async def open_encounters_at_locations(
     status_code=200,
     summary="Open encounters of patients",
     security=BEARER,
-    operation_class=documented(list[Encounter | CompactEncounter], body=UuidList),
+    operation_class=documented(
+        list[Encounter | CompactEncounter], body=UuidList, request_headers=WRITTEN_POSITION_READ
+    ),
 )
 async def open_encounters_for_patients(
     request: Request, body: RawBody, open_as_of: OpenAsOf = None, compact: FromQuery[bool] = False
@@ -255,7 +268,9 @@ async def open_encounters_for_patients(
     status_code=200,
     summary="Patients with an open encounter, per location",
     security=BEARER,
-    operation_class=documented(dict[UUID, Annotated[int, msgspec.Meta(ge=1)]], body=UuidList),
+    operation_class=documented(
+        dict[UUID, Annotated[int, msgspec.Meta(ge=1)]], body=UuidList, request_headers=WRITTEN_POSITION_READ
+    ),
 )
 async def patient_count_per_location(request: Request, body: RawBody, open_as_of: OpenAsOf = None) -> Response:
     return await _for_listed_ids(

@@ -25,7 +25,7 @@ from encounters_service.api.common import (
     requires,
 )
 from encounters_service.api.openapi import documented
-from encounters_service.api.read_routing import WRITTEN_POSITION, reads
+from encounters_service.api.read_routing import WRITTEN_POSITION, WRITTEN_POSITION_ANSWER, WRITTEN_POSITION_READ, reads
 from encounters_service.auth import WRITE_SCOPE, AuthError
 from encounters_service.models import (
     Body,
@@ -65,7 +65,9 @@ async def _write(
     status_code=200,
     summary="Create an encounter",
     security=BEARER,
-    operation_class=documented(Encounter, body=EncounterCreate, errors=[409, 422]),
+    operation_class=documented(
+        Encounter, body=EncounterCreate, errors=[409, 422], answer_headers=WRITTEN_POSITION_ANSWER
+    ),
 )
 async def create_encounter(request: Request, body: RawBody) -> Response:
     can_edit_ews = caller_of(request).can_edit_ews
@@ -75,7 +77,13 @@ async def create_encounter(request: Request, body: RawBody) -> Response:
     return json_response(created, headers)
 
 
-@get(ENCOUNTER, opt=READ, summary="One encounter (full form)", security=BEARER, operation_class=documented(Encounter))
+@get(
+    ENCOUNTER,
+    opt=READ,
+    summary="One encounter (full form)",
+    security=BEARER,
+    operation_class=documented(Encounter, request_headers=WRITTEN_POSITION_READ),
+)
 async def get_encounter(
     request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False
 ) -> Response:
@@ -88,7 +96,9 @@ async def get_encounter(
     opt=WRITE,
     summary="Update an encounter",
     security=BEARER,
-    operation_class=documented(Encounter, body=EncounterUpdate, errors=[409, 422]),
+    operation_class=documented(
+        Encounter, body=EncounterUpdate, errors=[409, 422], answer_headers=WRITTEN_POSITION_ANSWER
+    ),
 )
 async def update_encounter(request: Request, encounter_id: FromPath[UUID], body: RawBody) -> Response:
     can_edit_ews = caller_of(request).can_edit_ews
@@ -106,7 +116,7 @@ async def update_encounter(request: Request, encounter_id: FromPath[UUID], body:
     status_code=200,
     summary="Detach an encounter from its parent",
     security=BEARER,
-    operation_class=documented(Encounter, body=EncounterUnlink, errors=[409]),
+    operation_class=documented(Encounter, body=EncounterUnlink, errors=[409], answer_headers=WRITTEN_POSITION_ANSWER),
 )
 async def unlink_encounter(request: Request, encounter_id: FromPath[UUID], body: RawBody) -> Response:
     [(unlinked,)], headers = await _write(
@@ -120,7 +130,9 @@ async def unlink_encounter(request: Request, encounter_id: FromPath[UUID], body:
     opt=requires(WRITE_SCOPE, claim="system_id"),
     summary="Correct when a score system change took effect",
     security=BEARER,
-    operation_class=documented(ScoreSystemChange, body=ScoreSystemHistoryUpdate),
+    operation_class=documented(
+        ScoreSystemChange, body=ScoreSystemHistoryUpdate, answer_headers=WRITTEN_POSITION_ANSWER
+    ),
 )
 async def update_score_system_history(request: Request, history_id: FromPath[UUID], body: RawBody) -> Response:
     [(entry,)], headers = await _write(
@@ -135,7 +147,7 @@ async def update_score_system_history(request: Request, history_id: FromPath[UUI
     status_code=200,
     summary="Move the encounters of a merged patient record",
     security=BEARER,
-    operation_class=documented(MergeTotal, body=EncounterMerge, errors=[409]),
+    operation_class=documented(MergeTotal, body=EncounterMerge, errors=[409], answer_headers=WRITTEN_POSITION_ANSWER),
 )
 async def merge_encounters(request: Request, body: RawBody) -> Response:
     [(total,)], headers = await _write(request, "writes.merge_encounters", EncounterMerge, body)
@@ -147,7 +159,7 @@ async def merge_encounters(request: Request, body: RawBody) -> Response:
     opt=READ,
     summary="An encounter's record merges, oldest first",
     security=BEARER,
-    operation_class=documented(list[MergeRecord]),
+    operation_class=documented(list[MergeRecord], request_headers=WRITTEN_POSITION_READ),
 )
 async def merge_history(request: Request, encounter_id: FromPath[UUID]) -> Response:
     return json_response(await reads(request).value("writes.merge_history", encounter_id=encounter_id))

@@ -9,19 +9,21 @@ unknown fields — and lists the error statuses the route can answer, each with 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
 import msgspec
+from litestar.enums import ParamType
 from litestar.openapi.spec import (
     OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Parameter,
     Reference,
     RequestBody,
     Schema,
@@ -30,6 +32,7 @@ from litestar.openapi.spec import (
 from encounters_service.models import ErrorBody
 
 JSON = "application/json"
+_STRING = Schema(type=OpenAPIType.STRING)
 _HEADERS = {
     401: {"WWW-Authenticate": "Bearer"},
     503: {"Retry-After": "seconds to wait before trying again"},
@@ -64,8 +67,16 @@ def _inline(node: Any, definitions: dict[str, Any]) -> Any:
     return node
 
 
-def documented(ok: Any, *, body: Any = None, errors: Iterable[int] = ()) -> type[Operation]:
-    """An Operation class for a route that answers `ok` (a msgspec type) and, if given, takes `body`.
+def documented(
+    ok: Any,
+    *,
+    body: Any = None,
+    errors: Iterable[int] = (),
+    answer_headers: Mapping[str, str] | None = None,
+    request_headers: Mapping[str, str] | None = None,
+) -> type[Operation]:
+    """An Operation class for a route that answers `ok` (a msgspec type) and, if given, takes `body`,
+    with optional headers of its success answer and of its request ({name: description}).
 
     Error statuses: `errors`, and those every route of its kind can answer: 400 (an unknown query
     parameter) and 414 (a query string too long), 404 for a path id, 408/413/415 with a body (too slow,
@@ -81,7 +92,11 @@ def documented(ok: Any, *, body: Any = None, errors: Iterable[int] = ()) -> type
         def __post_init__(self) -> None:
             if body_schema is not None:
                 self.request_body = RequestBody(content=_json(body_schema), required=True)
-            self.parameters = [_not_null(parameter) for parameter in self.parameters or []] or None
+            headers_in = [
+                Parameter(name=name, param_in=ParamType.HEADER, required=False, description=text, schema=_STRING)
+                for name, text in (request_headers or {}).items()
+            ]
+            self.parameters = [_not_null(parameter) for parameter in self.parameters or []] + headers_in or None
             statuses = {400, 414, *errors}
             if self.security:
                 statuses |= {401, 403, 503}
@@ -92,7 +107,11 @@ def documented(ok: Any, *, body: Any = None, errors: Iterable[int] = ()) -> type
             success = next(status for status in self.responses if status.startswith("2"))
             description = self.responses[success].description  # Litestar's OpenAPIResponse, never a Reference
             self.responses = {
-                success: OpenAPIResponse(description=description, content=_json(ok_schema)),  # type: ignore[arg-type]
+                success: OpenAPIResponse(
+                    description=description,  # type: ignore[arg-type]
+                    content=_json(ok_schema),
+                    headers=_headers(answer_headers or {}, required=False),
+                ),
                 **{str(status): _error(status, error_schema) for status in sorted(statuses)},
             }
 
@@ -105,11 +124,16 @@ def _json(schema: dict[str, Any]) -> dict[str, OpenAPIMediaType]:
 
 
 def _error(status: int, schema: dict[str, Any]) -> OpenAPIResponse:
+    headers = _headers(_HEADERS.get(status, {}), required=True)
+    return OpenAPIResponse(description=HTTPStatus(status).phrase, content=_json(schema), headers=headers)
+
+
+def _headers(described: Mapping[str, str], *, required: bool) -> dict[str, OpenAPIHeader | Reference] | None:
     headers: dict[str, OpenAPIHeader | Reference] = {
-        name: OpenAPIHeader(description=description, required=True, schema=Schema(type=OpenAPIType.STRING))
-        for name, description in _HEADERS.get(status, {}).items()
+        name: OpenAPIHeader(description=description, required=required, schema=_STRING)
+        for name, description in described.items()
     }
-    return OpenAPIResponse(description=HTTPStatus(status).phrase, content=_json(schema), headers=headers or None)
+    return headers or None
 
 
 def _not_null(parameter: Any) -> Any:

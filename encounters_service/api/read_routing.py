@@ -36,6 +36,15 @@ ROUTE_READS = {
 }
 ON_STANDBY = {"census": {CENSUS}, "all": {CENSUS, READ_THEN_WRITE}, "none": set()}  # by READ_ROUTES
 WRITTEN_POSITION = "X-Encounters-LSN"  # a write answer's commit position; sent back on a read
+# Their OpenAPI descriptions: of the write answers, and of the requests of the routes above.
+WRITTEN_POSITION_ANSWER = {
+    WRITTEN_POSITION: "Only when the service reads from standbys (DATABASE_READ_URL): a WAL position past this"
+    " write's commit. Send it back on a read to see the write there."
+}
+WRITTEN_POSITION_READ = {
+    WRITTEN_POSITION: "The X-Encounters-LSN of a write's answer: the read then runs on a standby only once it has"
+    " replayed that write, else on the primary. Ignored without standbys."
+}
 
 
 def standby_routes(read_routes: str) -> frozenset[str]:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import schemathesis
 
+from encounters_service.api.read_routing import ROUTE_READS, WRITTEN_POSITION
 from encounters_service.auth import READ_SCOPE
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body
 from tests.helpers import auth
@@ -62,6 +63,7 @@ def test_query_parameters_carry_their_types():
         "open_as_of": ("string", "date-time"),
         "modified_since": ("string", None),  # anyOf date, date-time
         **{flag: ("boolean", None) for flag in FLAGS},
+        "X-Encounters-LSN": ("string", None),  # a header: a read's own write (docs/deploying.md)
     }
 
 
@@ -139,3 +141,28 @@ def test_every_form_of_every_answer_matches_the_document(seeded_server):
         operation.validate_response(answer)
         if answer.status_code >= 400:
             assert_plain_error(answer.status_code, answer.content)
+
+
+def test_the_written_position_header_is_documented_where_it_applies():
+    """Answered by every write (with standbys), taken by every read that may run on a standby."""
+    operations = [
+        (f"{method.upper()} {path}", operation)
+        for path, item in OPENAPI["paths"].items()
+        for method, operation in item.items()
+    ]
+    answered = {
+        route for route, operation in operations if WRITTEN_POSITION in operation["responses"]["200"].get("headers", {})
+    }
+    taken = {
+        route
+        for route, operation in operations
+        if any(parameter["name"] == WRITTEN_POSITION for parameter in operation.get("parameters", []))
+    }
+    assert taken == set(ROUTE_READS)
+    assert answered == {
+        "POST /dhos/v2/encounter",
+        "PATCH /dhos/v1/encounter/{encounter_id}",
+        "DELETE /dhos/v1/encounter/{encounter_id}",
+        "PATCH /dhos/v1/score_system_history/{history_id}",
+        "POST /dhos/v1/encounter/merge",
+    }
