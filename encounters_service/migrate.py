@@ -75,10 +75,13 @@ def _backend(conninfo: str) -> Iterator[Any]:
 def upgrade(conninfo: str) -> list[str]:
     """Apply pending migrations and re-apply function files; returns the migration ids applied."""
     migrations = read_migrations(str(MIGRATIONS_DIR))
+    # The function step under yoyo's lock too: two upgrades at once (several instances started
+    # with MIGRATE_ON_START) would otherwise replace the same functions side by side and one of
+    # them fail ("tuple concurrently updated").
     with _backend(conninfo) as backend, backend.lock():
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
-    apply_functions(conninfo)
+        apply_functions(conninfo)
     analyze(conninfo)
     return [m.id for m in pending]
 
@@ -96,9 +99,8 @@ def rollback(conninfo: str, *, steps: int | None = 1) -> list[str]:
         applied = backend.to_rollback(migrations)
         chosen = applied if steps is None else applied[:steps]
         backend.rollback_migrations(chosen)
-        still_applied = len(applied) > len(chosen)
-    if still_applied:  # a rollback may drop functions that depend on what it removes
-        apply_functions(conninfo, render=False)  # the older schema may keep no documents
+        if len(applied) > len(chosen):  # a rollback may drop functions that depend on what it removes
+            apply_functions(conninfo, render=False)  # the older schema may keep no documents
     return [m.id for m in chosen]
 
 

@@ -7,6 +7,7 @@ import difflib
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -91,6 +92,15 @@ def test_upgrade_twice_changes_nothing_the_second_time(empty_database):
     assert after == before
     assert after.pending == []
     assert {name for name, _, _ in after.functions} == {p.name for p in migrate.function_files()}
+
+
+def test_upgrades_started_at_once_all_succeed(fresh_database):
+    """Several instances started with MIGRATE_ON_START upgrade side by side: each waits its turn
+    (the function step used to run outside yoyo's lock, and one in three such pairs failed)."""
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            results = list(pool.map(lambda _: migrate.upgrade(fresh_database), range(3)))
+        assert results == [[], [], []]
 
 
 def test_rollback_to_zero_then_upgrade_again(empty_database):
