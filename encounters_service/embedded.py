@@ -9,9 +9,11 @@ import shlex
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -110,6 +112,91 @@ def start_local_postgres(data_dir: Path, port: int = DEFAULT_PORT) -> LocalPostg
         raise
     (data_dir / URL_FILE).write_text(pg.conninfo + "\n")
     return pg
+
+
+@dataclass(frozen=True)
+class LocalStandby:
+    """A hot standby streaming from a primary (pg_basebackup -R, its own replication slot), on
+    loopback, driven with pg_ctl: what docs/deploying.md describes, small enough for a test or the
+    bench (it starts in about a second)."""
+
+    name: str  # its replication slot, and its application_name on the primary (cluster_name)
+    bindir: Path
+    directory: Path  # holds data/ and postgresql.log
+    port: int
+    options: str  # postgres -c settings
+    dbname: str = DATABASE  # of conninfo() and sql()
+
+    @property
+    def datadir(self) -> Path:
+        return self.directory / "data"
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname or self.dbname}"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' {self.options}"
+        log = self.directory / "postgresql.log"
+        _run(self.bindir / "pg_ctl", "start", "-w", "-t", "60", "-D", self.datadir, "-o", options, "-l", log)
+        _wait_for_logins(self.conninfo("postgres"))
+
+    def stop(self, mode: str = "fast") -> None:
+        """A no-op if it is not running."""
+        _run(self.bindir / "pg_ctl", "stop", "-w", "-D", self.datadir, "-m", mode, check=False)
+
+    def promote(self) -> None:
+        """What an HA manager does when the primary is gone: end recovery, accept writes."""
+        _run(self.bindir / "pg_ctl", "promote", "-w", "-D", self.datadir)
+
+    def sql(self, statement: str, *params: object) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+            return conn.execute(statement, params or None).fetchall()
+
+
+def start_local_standby(
+    primary_host: str, primary_port: int, directory: Path, name: str, *, port: int | None = None,
+    options: str = "", dbname: str = DATABASE,
+) -> LocalStandby:  # fmt: skip
+    """A new hot standby of the primary at primary_host:primary_port (which must let `postgres`
+    connect for replication, as initdb's pg_hba.conf does on loopback), in `directory`, streaming
+    through the replication slot `name`; running."""
+    bindir = find_bindir()
+    directory.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        _hand_over_to_postgres_user(directory)
+    standby = LocalStandby(name, bindir, directory.resolve(), port or _free_port(), options, dbname)
+    _run(
+        bindir / "pg_basebackup", "-h", primary_host, "-p", primary_port, "-U", "postgres", "-D", standby.datadir,
+        "-R", "-X", "stream", "--checkpoint=fast", "-C", "-S", name,
+    )  # fmt: skip
+    # Named on the primary (pg_stat_replication.application_name, synchronous_standby_names) by this.
+    with (standby.datadir / "postgresql.auto.conf").open("a") as conf:
+        conf.write(f"cluster_name = '{name}'\n")
+    standby.start()
+    return standby
+
+
+def wait_until_replayed(primary_conninfo: str, standby: LocalStandby, seconds: float = 30) -> None:
+    """Until the standby has replayed everything the primary has written so far."""
+    with psycopg.connect(primary_conninfo, autocommit=True) as conn:
+        [(target,)] = conn.execute("SELECT pg_current_wal_lsn()").fetchall()
+    deadline = time.monotonic() + seconds
+    while not standby.sql("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", target)[0][0]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"standby {standby.name} did not replay up to {target}")
+        time.sleep(0.02)
+
+
+def _wait_for_logins(conninfo: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            psycopg.connect(conninfo).close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def local_database_url(data_dir: Path) -> str | None:

@@ -14,6 +14,8 @@ from encounters_service.embedded import (
     find_bindir,
     local_database_url,
     start_local_postgres,
+    start_local_standby,
+    wait_until_replayed,
 )
 
 
@@ -66,3 +68,19 @@ def test_a_taken_port_falls_back_to_a_free_one(data_dir: Path) -> None:
         with start_local_postgres(data_dir, port) as pg:
             assert pg.port != port
             assert local_database_url(data_dir) == pg.conninfo
+
+
+def test_a_local_standby_streams_from_its_primary(data_dir: Path) -> None:
+    """The bench's and the tests' standby: a hot standby (read-only) that replays the primary's
+    writes, named on the primary by its slot name."""
+    with start_local_postgres(data_dir, port_for.select_random()) as pg:
+        standby = start_local_standby("127.0.0.1", pg.port, data_dir.parent / "standby", "replica1")
+        try:
+            with psycopg.connect(pg.conninfo, autocommit=True) as conn:
+                conn.execute("create table kept as select 'streamed' as note")
+                [(name,)] = conn.execute("select application_name from pg_stat_replication").fetchall()
+            assert name == "replica1"
+            wait_until_replayed(pg.conninfo, standby)
+            assert standby.sql("select note, pg_is_in_recovery() from kept") == [("streamed", True)]
+        finally:
+            standby.stop("immediate")
