@@ -34,10 +34,10 @@ Standby = LocalStandby
 
 def start_standby(primary: PostgreSQLExecutor, name: str) -> Standby:
     """A new standby of `primary`, streaming through the replication slot `name`, running."""
+    directory, port = _scratch_dir(), port_for.select_random()
     return start_local_standby(
-        primary.host, primary.port, _scratch_dir(), name, port=port_for.select_random(), options=STANDBY_OPTIONS,
-        dbname=DATABASE,
-    )  # fmt: skip
+        primary.host, primary.port, directory, name, port=port, options=STANDBY_OPTIONS, dbname=DATABASE
+    )
 
 
 def wait_until_replayed(primary: PostgreSQLExecutor, standby: Standby, seconds: float = 30) -> None:
