@@ -81,7 +81,10 @@ def running_postgres(options: str = "") -> Iterator[PostgreSQLExecutor]:
     try:
         yield executor
     finally:
-        executor.stop()
+        if executor.running():
+            executor.stop()
+        else:  # crashed (crash_postgres) and left down, as after a failover: pg_ctl stop would fail
+            executor.kill()
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import port_for
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from encounters_service import cli
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, Authenticator
@@ -67,6 +69,24 @@ def test_migrate_upgrade_status_rollback(capsys, monkeypatch, fresh_database):
     assert f"rolled back: {rest}\n" == run_cli(capsys, monkeypatch, env, "migrate", "rollback", "--all")
     assert "pending  0001.initial-schema" in run_cli(capsys, monkeypatch, env, "migrate", "status")
     assert f"applied: {', '.join(MIGRATION_IDS)}" in run_cli(capsys, monkeypatch, env, "migrate", "upgrade")
+
+
+@pytest.mark.parametrize("form", ["url", "key=value"])
+def test_a_database_url_may_name_several_hosts(capsys, monkeypatch, fresh_database, form):
+    """As for failover (tests/relay/test_failover.py): libpq tries the hosts in turn. The first one
+    here is down; migrate (yoyo's connection and psycopg's) finds the second, dburl prints it all."""
+    parts = conninfo_to_dict(fresh_database)
+    down = port_for.select_random()
+    hosts = f"{parts['host']}:{down},{parts['host']}:{parts['port']}"
+    ports = f"{down},{parts['port']}"
+    url = {
+        "url": f"postgresql://{parts['user']}@{hosts}/{parts['dbname']}?target_session_attrs=read-write",
+        "key=value": f"host={parts['host']},{parts['host']} port={ports} user={parts['user']} dbname={parts['dbname']}",
+    }[form]
+    env = {"DATABASE_URL": url}
+    assert "nothing pending" in run_cli(capsys, monkeypatch, env, "migrate", "upgrade")
+    assert "applied  0001.initial-schema" in run_cli(capsys, monkeypatch, env, "migrate", "status")
+    assert run_cli(capsys, monkeypatch, env, "dburl") == f"{url}\n"
 
 
 def test_bad_configuration_exits_with_a_message(capsys, monkeypatch):

@@ -65,24 +65,9 @@ def test_writes_through_a_crash_of_postgresql(outage):
     moved = httpx.post(f"{service.base_url}{ENCOUNTERS}", json=create_body(), headers=HEADERS).json()
     answers: list[Answer] = []
     stop = threading.Event()
-
-    def keep_sending(kind: str) -> None:
-        with httpx.Client(base_url=service.base_url, headers=HEADERS, timeout=30) as http:
-            while not stop.is_set():
-                key, started = new_uuid(), time.monotonic()
-                try:
-                    if kind == "create":
-                        response = http.post(ENCOUNTERS, json=create_body(epr_encounter_id=key))
-                    else:
-                        response = http.patch(encounter_url(moved["uuid"]), json={"location_uuid": key})
-                    status, body = response.status_code, response.content
-                except httpx.TransportError as error:
-                    status, body = None, repr(error).encode()
-                answers.append(Answer(kind, key, status, started, time.monotonic(), body))
-
     with ThreadPoolExecutor(WRITERS) as pool:
         for kind in ["create"] * (WRITERS - 1) + ["move"]:
-            pool.submit(keep_sending, kind)
+            pool.submit(keep_sending, service.base_url, kind, moved, answers, stop)
         time.sleep(1)
         crash_postgres(server)
         down_at = time.monotonic()
@@ -123,6 +108,23 @@ def test_after_a_restart_while_idle_no_request_fails(outage):
         restart_postgres(server)
         statuses = Counter(http.post(ENCOUNTERS, json=create_body()).status_code for _ in range(40))
     assert statuses == {200: 40}
+
+
+def keep_sending(base_url: str, kind: str, moved: dict, answers: list[Answer], stop: threading.Event) -> None:
+    """One client's writes until `stop`, one after the other: creates (each with a new EPR id) or
+    moves of the encounter `moved` (each to a new location), every answer noted in `answers`."""
+    with httpx.Client(base_url=base_url, headers=HEADERS, timeout=30) as http:
+        while not stop.is_set():
+            key, started = new_uuid(), time.monotonic()
+            try:
+                if kind == "create":
+                    response = http.post(ENCOUNTERS, json=create_body(epr_encounter_id=key))
+                else:
+                    response = http.patch(encounter_url(moved["uuid"]), json={"location_uuid": key})
+                status, body = response.status_code, response.content
+            except httpx.TransportError as error:
+                status, body = None, repr(error).encode()
+            answers.append(Answer(kind, key, status, started, time.monotonic(), body))
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 30) -> float:
