@@ -35,7 +35,7 @@ RELAY_ENV = "ENCOUNTERS_SERVE_RELAY"  # set to "1" by `serve --relay` for its wo
 def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Litestar:
     """relay=True (serve --relay): this process also publishes the outbox, as a background task."""
     pool = make_pool(settings, conninfo)
-    standbys = Standbys(settings, settings.database_read_url) if settings.database_read_url else None
+    standbys = Standbys(settings, settings.database_read_url, conninfo) if settings.database_read_url else None
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -46,7 +46,7 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
             if standbys is None:
                 yield
             else:
-                async with standbys.watching(app.state.db):
+                async with standbys.watching():
                     yield
         finally:
             await pool.close()

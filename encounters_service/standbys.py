@@ -2,7 +2,8 @@
 
 Each host of DATABASE_READ_URL gets a pool of its own, so that each standby is watched and chosen
 on its own (at random among the fresh ones). Every WATCH_INTERVAL_S each worker asks the primary
-how far it has written its WAL, then each standby how far it has replayed it. The primary's
+how far it has written its WAL, then each standby how far it has replayed it, each on a connection
+of the watch's own (a pool busy with reads must not make its server look behind or away). The primary's
 answers are kept for a while with the time they were asked: a standby's lag is the age of the
 newest answer it has replayed past, as it holds every commit the primary held then. So measured,
 the lag is never less than the real one, and at most one interval more.
@@ -31,11 +32,13 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg import AsyncConnection
 from psycopg_pool import PoolTimeout
 
-from encounters_service.db import Database, make_pool
+from encounters_service.db import Database, make_pool, session_options
 from encounters_service.metrics import READS, STANDBY_LAG, STANDBY_USABLE
 from encounters_service.settings import Settings, standby_conninfos
+from encounters_service.sqlfiles import Query, load_queries
 
 log = logging.getLogger("encounters_service.standbys")
 
@@ -59,10 +62,38 @@ def parse_position(text: str) -> int:
     return int(high, 16) << 32 | int(low, 16)
 
 
+class _WatchConnection:
+    """The watch's own connection to one server, made again on the next ask after any failure."""
+
+    def __init__(self, conninfo: str, settings: Settings) -> None:
+        self._conninfo = conninfo
+        self._options = session_options(settings)
+        self._conn: AsyncConnection | None = None
+
+    async def ask(self, query: Query) -> Any:
+        """The first column of the query's only row."""
+        try:
+            if self._conn is None:
+                self._conn = await AsyncConnection.connect(self._conninfo, autocommit=True, options=self._options)
+            cursor = await self._conn.execute(query.sql)
+            row = await cursor.fetchone()
+        except BaseException:  # a cancelled ask (the watch's timeout) too leaves the connection unusable
+            await self.close()
+            raise
+        return row[0] if row else None
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with suppress(psycopg.Error):
+                await conn.close()
+
+
 @dataclass
 class Standby:
     name: str  # host:port
     db: Database
+    watch: _WatchConnection
     replayed: int = 0  # WAL position replayed, as of the last watch or read that asked
     usable: bool = False
     why: str = "not watched yet"  # why it is not used, when it is not
@@ -71,25 +102,28 @@ class Standby:
 class Standbys:
     """The standbys of one worker, watched in the background for the duration of `watching()`."""
 
-    def __init__(self, settings: Settings, read_url: str) -> None:
+    def __init__(self, settings: Settings, read_url: str, primary_conninfo: str) -> None:
         self.max_lag_s = settings.read_max_lag_ms / 1000
         self.members = [
-            Standby(name, Database(make_pool(settings, conninfo))) for name, conninfo in standby_conninfos(read_url)
+            Standby(name, Database(make_pool(settings, conninfo)), _WatchConnection(conninfo, settings))
+            for name, conninfo in standby_conninfos(read_url)
         ]
+        self._primary = _WatchConnection(primary_conninfo, settings)
+        self._queries = load_queries()
         self._written: deque[tuple[float, int]] = deque()  # (when asked, the primary's position then)
 
     @asynccontextmanager
-    async def watching(self, primary: Database) -> AsyncIterator[None]:
+    async def watching(self) -> AsyncIterator[None]:
         """Open the standbys' pools (a standby that is down does not stop the service from
         starting: it is left out until it answers), watch them once, then every interval."""
         for standby in self.members:
             await standby.db.pool.open(wait=False)
-        await self.watch(primary)
+        await self.watch()
 
         async def keep_watching() -> None:
             while True:
                 await asyncio.sleep(WATCH_INTERVAL_S)
-                await self.watch(primary)
+                await self.watch()
 
         task = asyncio.create_task(keep_watching(), name="standby watch")
         try:
@@ -98,16 +132,18 @@ class Standbys:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+            await self._primary.close()
             for standby in self.members:
+                await standby.watch.close()
                 await standby.db.pool.close()
 
-    async def watch(self, primary: Database) -> None:
+    async def watch(self) -> None:
         """Ask the primary how far it has written, then each standby how far it has replayed."""
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
-                written = parse_position(await primary.value("replication.written_position"))
-        except (psycopg.Error, PoolTimeout, TimeoutError):
+                written = parse_position(await self._primary.ask(self._queries["replication.written_position"]))
+        except (psycopg.Error, TimeoutError):
             pass  # the primary is away: its last positions age, and so do the standbys' lags
         else:
             self._written.append((loop.time(), written))
@@ -118,8 +154,8 @@ class Standbys:
     async def _watch_one(self, standby: Standby) -> None:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
-                replayed = await standby.db.value("replication.replayed_position")
-        except (psycopg.Error, PoolTimeout, TimeoutError) as error:
+                replayed = await standby.watch.ask(self._queries["replication.replayed_position"])
+        except (psycopg.Error, TimeoutError) as error:
             self._judge(standby, math.inf, f"unreachable ({type(error).__name__})")
             return
         if replayed is None:
