@@ -34,7 +34,7 @@ from tests.reliability.test_outage import (
     UNAVAILABLE,
     Answer,
     assert_every_write_whole_or_absent,
-    keep_sending,
+    start_writers,
     wait_until,
 )
 from tests.replication import DATABASE, Replicated, replicated
@@ -65,6 +65,25 @@ def multi_host_urls(pair: Replicated) -> tuple[str, str]:
     )
     key_value = f"host=127.0.0.1,127.0.0.1 port={ports} user=postgres dbname={DATABASE} target_session_attrs=read-write"
     return url, key_value
+
+
+def first_success_after(answers: list[Answer], moment: float) -> float:
+    """When the first write sent after `moment` was answered 200 (time.monotonic())."""
+    return min(a.finished for a in answers if a.status == 200 and a.started > moment)
+
+
+def assert_failed_over(answers: list[Answer], crashed_at: float, promoted_at: float) -> None:
+    """What writers see of a failover (the primary died at `crashed_at`, a standby was promoted at
+    `promoted_at`): answers 200 or 503 {"message"} only, a write in flight when the primary died, 503
+    only from then until writes resumed (every worker's pool reconnected), and the first write sent
+    after the promotion answered 200 within RESUME_WITHIN_S."""
+    statuses = {answer.status for answer in answers}
+    assert statuses <= {200, 503}, [a.body for a in answers if a.status not in (200, 503)][:3]
+    unavailable = [answer for answer in answers if answer.status == 503]
+    assert {answer.body for answer in unavailable} <= {UNAVAILABLE}
+    assert any(a.started < crashed_at < a.finished for a in answers), "the primary did not die under the writes"
+    assert all(a.finished >= crashed_at and a.started <= promoted_at + RESUME_WITHIN_S for a in unavailable)
+    assert first_success_after(answers, promoted_at) - promoted_at < RESUME_WITHIN_S
 
 
 class TimedConsumer(Consumer):
@@ -107,12 +126,9 @@ def test_writes_and_events_go_on_after_the_standby_is_promoted(failover_pair: Re
             async with TimedConsumer(relay_settings.rabbitmq_exchange) as consumer:
                 await eventually(lambda: "relay connected" in relay.output(), "the relay to connect")
                 moved.update(httpx.post(f"{service.base_url}{ENCOUNTERS}", json=create_body(), headers=HEADERS).json())
-                loop = asyncio.get_running_loop()
                 with ThreadPoolExecutor(WRITERS) as pool:
-                    writers = [
-                        loop.run_in_executor(pool, keep_sending, service.base_url, kind, moved, answers, stop)
-                        for kind in ["create"] * (WRITERS - 1) + ["move"]
-                    ]
+                    started = start_writers(pool, service.base_url, moved, answers, stop)
+                    writers = [asyncio.wrap_future(writer) for writer in started]
                     await asyncio.sleep(WRITE_BEFORE_S)
                     crashed_at = time.monotonic()  # when it begins to die
                     await asyncio.to_thread(crash_postgres, pair.primary)
@@ -149,9 +165,8 @@ def test_writes_and_events_go_on_after_the_standby_is_promoted(failover_pair: Re
     statuses = Counter(answer.status for answer in answers)
     acknowledged = sum(answer.status == 200 for answer in answers)
     crashed_at, promoting_at = moments["crashed"], moments["promoting"]
-    resumed_at = min(a.finished for a in answers if a.status == 200 and a.started > promoting_at)
+    resumed_at = first_success_after(answers, promoting_at)
     relay_resumed_at = min(t for t in arrivals.values() if t > promoting_at)
-    unavailable = [a for a in answers if a.status == 503]
     phantoms = set(arrivals) - outbox
     print(
         f"\nfailover after a {PAUSE_SECONDS:.0f} s pause: {len(answers)} writes {dict(statuses)}; promotion took "
@@ -160,12 +175,7 @@ def test_writes_and_events_go_on_after_the_standby_is_promoted(failover_pair: Re
         f"{relay_resumed_at - promoting_at:.2f} s after it; {len(outbox)} outbox messages, all received; "
         f"{len(phantoms)} received that the new primary does not have"
     )
-    assert set(statuses) <= {200, 503}, [a.body for a in answers if a.status not in (200, 503)][:3]
-    assert {answer.body for answer in unavailable} <= {UNAVAILABLE}
-    assert any(a.started < crashed_at < a.finished for a in answers), "the primary did not die under the writes"
-    # 503 only in the outage: from the crash until writes resumed (every worker's pool reconnected)
-    assert all(a.finished >= crashed_at and a.started <= promoting_at + RESUME_WITHIN_S for a in unavailable)
-    assert resumed_at - promoting_at < RESUME_WITHIN_S
+    assert_failed_over(answers, crashed_at, promoting_at)
     assert outbox <= set(arrivals)  # every message of the new primary published, none lost
     # and none that it does not have: a commit is visible to the relay only once the standby has it
     assert not phantoms, f"{len(phantoms)} messages published of changes the new primary does not have"

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -27,6 +27,7 @@ from tests.conftest import crash_postgres, create_database, restart_postgres, ru
 from tests.helpers import SERVICE_ENV, Service, auth
 
 WRITERS = 4
+WRITER_KINDS = ["create"] * (WRITERS - 1) + ["move"]
 OUTAGE_SECONDS = float(os.environ.get("OUTAGE_SECONDS", "20"))  # long enough for backoff to matter
 ANSWER_WITHIN_SECONDS = 3.0  # the pool waits 2 s for a connection, then the answer is 503
 RECOVER_WITHIN_SECONDS = 3.0  # after PostgreSQL accepts connections again
@@ -66,8 +67,7 @@ def test_writes_through_a_crash_of_postgresql(outage):
     answers: list[Answer] = []
     stop = threading.Event()
     with ThreadPoolExecutor(WRITERS) as pool:
-        for kind in ["create"] * (WRITERS - 1) + ["move"]:
-            pool.submit(keep_sending, service.base_url, kind, moved, answers, stop)
+        start_writers(pool, service.base_url, moved, answers, stop)
         time.sleep(1)
         crash_postgres(server)
         down_at = time.monotonic()
@@ -108,6 +108,14 @@ def test_after_a_restart_while_idle_no_request_fails(outage):
         restart_postgres(server)
         statuses = Counter(http.post(ENCOUNTERS, json=create_body()).status_code for _ in range(40))
     assert statuses == {200: 40}
+
+
+def start_writers(
+    pool: ThreadPoolExecutor, base_url: str, moved: dict, answers: list[Answer], stop: threading.Event
+) -> list[Future]:
+    """WRITERS clients on `pool` (which needs as many threads), each keep_sending until `stop`: all
+    but one creating, the last moving the encounter `moved`."""
+    return [pool.submit(keep_sending, base_url, kind, moved, answers, stop) for kind in WRITER_KINDS]
 
 
 def keep_sending(base_url: str, kind: str, moved: dict, answers: list[Answer], stop: threading.Event) -> None:
