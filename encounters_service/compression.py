@@ -27,7 +27,9 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 MIN_BYTES = 1024  # smaller answers are never compressed (docs/performance.md "Compression": the threshold)
-THREAD_BYTES = 64 * 1024  # larger answers are compressed off the event loop
+# Larger answers are compressed off the event loop. The hop to a thread costs 0.1-0.15 ms; zstd
+# compresses 1 MB of these answers in about 2 ms, the census (4 MB) in 8-9 ms.
+THREAD_BYTES = 1024 * 1024
 PREFERENCE = ("zstd", "br", "gzip")  # among codings of equal q-value; identity after all of them
 ZSTD_LEVEL, BROTLI_QUALITY, GZIP_LEVEL = 1, 1, 1
 GZIP_WBITS = 31  # zlib's gzip container (RFC 1952), with no file name and a zero mtime
