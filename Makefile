@@ -41,11 +41,12 @@ status: $(BIN)/.installed  ## applied/pending migrations and deployed function c
 token: $(BIN)/.installed  ## a read+write token for local use
 	$(BIN)/encounters-service token
 
-bench: $(BIN)/.installed  ## service vs SQL floor at 5k and 1M encounters, census on a standby, CPU per call, WAL per write (README "Performance"); QUICK=1 for a 3-minute run
+bench: $(BIN)/.installed  ## service vs SQL floor at 5k and 1M encounters, census on a standby, CPU per call, WAL per write, the census compressed through a shaped link (README "Performance"); QUICK=1 for a 3-minute run
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq wrk; } \
 		|| { echo "make bench needs wrk: apt-get install -y wrk (Debian/Ubuntu), brew install wrk (macOS)"; exit 1; }
 	$(BIN)/python bench/bench.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 	$(BIN)/python bench/standby_bench.py $(if $(QUICK),--quick)
+	$(BIN)/python bench/shaped_link_bench.py $(if $(QUICK),--quick)
 
 openapi: $(BIN)/.installed  ## write docs/openapi.json, the OpenAPI document the service serves (no database needed)
 	$(BIN)/python -m encounters_service.docs_gen openapi

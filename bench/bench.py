@@ -336,7 +336,7 @@ def fetch(base: str, call: Call, token: str) -> bytes:
 
 LUA = """
 local calls = %(calls)s
-local headers = {["Authorization"] = "Bearer %(token)s", ["Content-Type"] = "application/json"}
+local headers = {["Authorization"] = "Bearer %(token)s", ["Content-Type"] = "application/json"%(headers)s}
 local prepared = {}
 local n = 0
 init = function(args)
@@ -357,13 +357,16 @@ end
 """
 
 
-def lua_script(route: Route, token: str, directory: Path) -> Path:
+def lua_script(route: Route, token: str, directory: Path, headers: dict[str, str] | None = None) -> Path:
+    """wrk's script for the route's calls, with the token, and `headers` in every request."""
+
     def literal(text: str | None) -> str:
         return "nil" if text is None else json.dumps(text)  # JSON string escapes are Lua's too (ASCII)
 
     calls = ",\n".join(f"{{{literal(c.method)}, {literal(c.path)}, {literal(c.body)}}}" for c in route.calls)
     path = directory / "route.lua"
-    path.write_text(LUA % {"calls": "{\n" + calls + "\n}", "token": token})
+    extra = "".join(f", [{literal(name)}] = {literal(value)}" for name, value in (headers or {}).items())
+    path.write_text(LUA % {"calls": "{\n" + calls + "\n}", "token": token, "headers": extra})
     return path
 
 

@@ -19,6 +19,7 @@ from encounters_service.api.docs_assets import render_plugins
 from encounters_service.api.read_gate import ReadGate
 from encounters_service.api.read_routing import standby_routes
 from encounters_service.auth import Authenticator
+from encounters_service.compression import compressed
 from encounters_service.db import Database, make_pool
 from encounters_service.errors import EXCEPTION_HANDLERS
 from encounters_service.guards import check_content, guarded
@@ -84,6 +85,8 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
         debug=False,
     )
     allowed_methods = {route.path_format: route.methods for route in app.routes}
+    # Inside the guards, so that a HEAD (a GET there) carries the GET's headers: its coding and length.
+    app.asgi_handler = compressed(app.asgi_handler)
     app.asgi_handler = guarded(
         app.asgi_handler, body_timeout_s=settings.http_body_timeout_s, allowed_methods=allowed_methods
     )

@@ -81,9 +81,11 @@ def find_bindir(search_roots: Iterable[Path] = SEARCH_ROOTS, path: str | None = 
     raise EmbeddedPostgresError(NOT_FOUND)
 
 
-def start_local_postgres(data_dir: Path, port: int = DEFAULT_PORT) -> LocalPostgres:
+def start_local_postgres(data_dir: Path, port: int = DEFAULT_PORT, socket_dir: Path | None = None) -> LocalPostgres:
     """Start PostgreSQL on data_dir (initialised on first use) on `port`, or a free port if it is
-    taken; create the database; write its URL to data_dir/database_url."""
+    taken; create the database; write its URL to data_dir/database_url. With `socket_dir` (a short
+    path the server's user may write to), it also listens on a unix socket there: reachable from
+    another network namespace (bench/shaped_link_bench.py)."""
     bindir = find_bindir()
     data_dir = data_dir.resolve()
     pgdata, logfile = data_dir / "pgdata", data_dir / "postgres.log"
@@ -94,8 +96,8 @@ def start_local_postgres(data_dir: Path, port: int = DEFAULT_PORT) -> LocalPostg
         _initdb(bindir, pgdata)
     LocalPostgres(bindir, pgdata, port).stop()  # a server left running by an earlier run
     pg = LocalPostgres(bindir, pgdata, port if _port_is_free(port) else _free_port())
-    # TCP only: a unix socket path inside a deep data dir can exceed the 107-byte socket path limit.
-    options = f"-p {pg.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
+    # TCP only by default: a unix socket path inside a deep data dir can exceed the 107-byte limit.
+    options = f"-p {pg.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{socket_dir or ''}'"
     started = _run(
         bindir / "pg_ctl", "start", "-w", "-t", "60", "-D", pgdata, "-l", logfile, "-o", options, check=False
     )
