@@ -123,6 +123,30 @@ CREATE TRIGGER encounter_document
 BEFORE INSERT OR UPDATE ON encounters.encounter
 FOR EACH ROW EXECUTE FUNCTION encounters.render_encounter_document();
 
+CREATE FUNCTION encounters.track_encounter_change() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- BEFORE triggers fire in name order: this one (encounter_track_change) after
+    -- encounter_document, so NEW.document is the document being stored.
+    IF TG_OP = 'UPDATE'
+        AND NEW.document::text IS NOT DISTINCT FROM OLD.document::text
+        AND (NEW.modified, NEW.modified_by) IS NOT DISTINCT FROM (OLD.modified, OLD.modified_by) THEN
+        -- Nothing a reader sees changed (e.g. documents rendered again, the same): the encounter
+        -- keeps its place in the feed, whatever the statement wrote into changed_xid.
+        NEW.changed_xid := OLD.changed_xid;
+    ELSE
+        NEW.changed_xid := pg_current_xact_id();
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER encounter_track_change
+BEFORE INSERT OR UPDATE ON encounters.encounter
+FOR EACH ROW EXECUTE FUNCTION encounters.track_encounter_change();
+
 CREATE FUNCTION encounters.touch_encounter_documents() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog

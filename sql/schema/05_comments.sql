@@ -46,6 +46,10 @@ COMMENT ON COLUMN encounters.encounter.document IS
 'Derived: the full JSON form of the encounter (encounters_api.encounter_json), rendered by trigger on every change '
 'of the encounter or its histories. Never written directly; any UPDATE of the row re-renders it.';
 
+COMMENT ON COLUMN encounters.encounter.changed_xid IS
+'Derived: the transaction (pg_current_xact_id) that last changed the encounter''s stored document or modified/modified_by; '
+'null when last written before migration 0004 (the feed takes it for 1). Set by trigger encounter_track_change.';
+
 COMMENT ON INDEX encounters.encounter_live_epr_id_key IS 'An EPR encounter id is used by at most one non-deleted encounter.';
 
 COMMENT ON INDEX encounters.encounter_one_open_local_key IS 'A patient has at most one open local top-level encounter.';
@@ -61,6 +65,8 @@ COMMENT ON INDEX encounters.encounter_modified_idx IS 'What changed since a time
 COMMENT ON INDEX encounters.encounter_parent_idx IS 'Children of an encounter.';
 
 COMMENT ON INDEX encounters.encounter_record_idx IS 'Encounters of a patient record (record merge).';
+
+COMMENT ON INDEX encounters.encounter_change_idx IS 'The change feed: encounters in the order of the transactions that last changed them (null: 1, before 0004).';
 
 COMMENT ON INDEX encounters.location_history_departure_idx IS 'Latest departure of an encounter (where a move''s stay begins).';
 
@@ -129,5 +135,9 @@ COMMENT ON FUNCTION encounters.render_encounter_document() IS
 COMMENT ON FUNCTION encounters.touch_encounter_documents() IS
 'Brings the documents of the encounters whose history rows a statement wrote up to date: appends a move''s '
 'entry, else has them rendered again (triggers *_encounter_document).';
+
+COMMENT ON FUNCTION encounters.track_encounter_change() IS
+'Sets encounter.changed_xid to the writing transaction when the encounter''s document or modified/modified_by '
+'changes (trigger encounter_track_change, after encounter_document).';
 
 COMMENT ON TABLE encounters.deployed_function IS 'Each sql/functions file deployed by `encounters-service migrate`, with its checksum.';

@@ -43,7 +43,7 @@ def test_every_route_documents_its_answers_body_and_security(path, method, opera
         body = operation["requestBody"]["content"]["application/json"]["schema"]
         assert body.get("additionalProperties") is False or body["type"] == "array"
     for parameter in operation.get("parameters", []):
-        assert parameter["schema"].get("type") in ("string", "boolean"), parameter
+        assert parameter["schema"].get("type") in ("string", "boolean", "integer"), parameter
         assert "null" not in str(parameter["schema"]), parameter
 
 
@@ -61,6 +61,8 @@ def test_query_parameters_carry_their_types():
         "epr_encounter_id": ("string", None),
         "open_as_of": ("string", "date-time"),
         "modified_since": ("string", None),  # anyOf date, date-time
+        "cursor": ("string", None),
+        "limit": ("integer", None),
         **{flag: ("boolean", None) for flag in FLAGS},
     }
 
@@ -81,6 +83,8 @@ def test_every_form_of_every_answer_matches_the_document(seeded_server):
             http.get("/dhos/v2/encounters", params={"modified_since": "2000-01-01", **flags}) for flags in flag_sets
         ]
         answers += [http.get(ENCOUNTERS, params={"epr_encounter_id": "E-1", "show_children": True})]
+        changes = http.get("/dhos/v2/encounters/changes", params={"limit": 2})
+        answers += [changes, http.get("/dhos/v2/encounters/changes", params={"cursor": changes.json()["cursor"]})]
         for compact in (True, False):
             as_of = {"compact": compact, "open_as_of": "2018-01-01T12:00:00Z"}
             answers += [

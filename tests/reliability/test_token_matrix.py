@@ -126,6 +126,7 @@ ROUTES = [
     route("GET", "/dhos/v1/encounter/{encounter_id}/merge_history", READ_SCOPE),
     route("GET", "/dhos/v1/encounter/{encounter_id}/children", READ_SCOPE),
     route("GET", "/dhos/v2/encounters", READ_SCOPE, params=lambda a: {"modified_since": "2000-01-01"}),
+    route("GET", "/dhos/v2/encounters/changes", READ_SCOPE),
     route("GET", "/dhos/v2/encounter/latest", READ_SCOPE, params=lambda a: {"patient_id": a.patient}),
     route("POST", "/dhos/v2/encounter/latest", READ_SCOPE, json=lambda a: [a.patient]),
     route("POST", "/dhos/v1/encounter/locations", READ_SCOPE, json=lambda a: [a.location]),
