@@ -24,8 +24,9 @@ from encounters_service.api.common import (
     json_response,
     requires,
 )
-from encounters_service.api.openapi import documented
+from encounters_service.api.openapi import IF_MATCH, IF_NONE_MATCH, documented
 from encounters_service.auth import WRITE_SCOPE, AuthError
+from encounters_service.etags import etag, if_match, none_match
 from encounters_service.models import (
     Body,
     Encounter,
@@ -50,26 +51,50 @@ async def _write(request: Request, query: str, model: type[Body], raw: RawBody, 
     return await database(request).rows(query, body=body, caller=caller_of(request).id, **params)
 
 
+def _conditional_write(request: Request) -> dict[str, list[int]]:
+    """The If-Match condition of a write of one encounter, as its query file takes it."""
+    return {"if_match": if_match(request.headers.get("if-match"))}
+
+
+def _versioned(document: bytes | None, version: int) -> Response:
+    """One encounter, its version in the ETag header (never in the JSON: callers check keys strictly)."""
+    response = json_response(document)
+    response.headers["ETag"] = etag(version)
+    return response
+
+
 @post(
     "/dhos/v2/encounter",
     opt={**WRITE, IGNORE_UNKNOWN_QUERY: True},
     status_code=200,
     summary="Create an encounter",
     security=BEARER,
-    operation_class=documented(Encounter, body=EncounterCreate, errors=[409, 422]),
+    operation_class=documented(Encounter, body=EncounterCreate, errors=[409, 422], etag=True),
 )
 async def create_encounter(request: Request, body: RawBody) -> Response:
     can_edit_ews = caller_of(request).can_edit_ews
-    [(created,)] = await _write(request, "writes.create_encounter", EncounterCreate, body, can_edit_ews=can_edit_ews)
-    return json_response(created)
+    [(created, version)] = await _write(
+        request, "writes.create_encounter", EncounterCreate, body, can_edit_ews=can_edit_ews
+    )
+    return _versioned(created, version)
 
 
-@get(ENCOUNTER, opt=READ, summary="One encounter (full form)", security=BEARER, operation_class=documented(Encounter))
+@get(
+    ENCOUNTER,
+    opt=READ,
+    summary="One encounter (full form)",
+    security=BEARER,
+    operation_class=documented(Encounter, errors=[304], etag=True, request_headers=IF_NONE_MATCH),
+)
 async def get_encounter(
     request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False
 ) -> Response:
-    found = await database(request).value("writes.get_encounter", encounter_id=encounter_id, show_deleted=show_deleted)
-    return json_response(found)
+    [(found, version)] = await database(request).rows(
+        "writes.get_encounter", encounter_id=encounter_id, show_deleted=show_deleted
+    )
+    if none_match(request.headers.get("if-none-match"), version):
+        return Response(content=b"", status_code=304, headers={"ETag": etag(version)})
+    return _versioned(found, version)
 
 
 @patch(
@@ -77,16 +102,24 @@ async def get_encounter(
     opt=WRITE,
     summary="Update an encounter",
     security=BEARER,
-    operation_class=documented(Encounter, body=EncounterUpdate, errors=[409, 422]),
+    operation_class=documented(
+        Encounter, body=EncounterUpdate, errors=[409, 412, 422], etag=True, request_headers=IF_MATCH
+    ),
 )
 async def update_encounter(request: Request, encounter_id: FromPath[UUID], body: RawBody) -> Response:
     can_edit_ews = caller_of(request).can_edit_ews
-    [(refusal, updated)] = await _write(
-        request, "writes.update_encounter", EncounterUpdate, body, encounter_id=encounter_id, can_edit_ews=can_edit_ews
+    [(refusal, updated, version)] = await _write(
+        request,
+        "writes.update_encounter",
+        EncounterUpdate,
+        body,
+        encounter_id=encounter_id,
+        can_edit_ews=can_edit_ews,
+        **_conditional_write(request),
     )
     if refusal:
         raise AuthError.forbidden(refusal)
-    return json_response(updated)
+    return _versioned(updated, version)
 
 
 @delete(
@@ -95,11 +128,18 @@ async def update_encounter(request: Request, encounter_id: FromPath[UUID], body:
     status_code=200,
     summary="Detach an encounter from its parent",
     security=BEARER,
-    operation_class=documented(Encounter, body=EncounterUnlink, errors=[409]),
+    operation_class=documented(Encounter, body=EncounterUnlink, errors=[409, 412], etag=True, request_headers=IF_MATCH),
 )
 async def unlink_encounter(request: Request, encounter_id: FromPath[UUID], body: RawBody) -> Response:
-    [(unlinked,)] = await _write(request, "writes.unlink_encounter", EncounterUnlink, body, encounter_id=encounter_id)
-    return json_response(unlinked)
+    [(unlinked, version)] = await _write(
+        request,
+        "writes.unlink_encounter",
+        EncounterUnlink,
+        body,
+        encounter_id=encounter_id,
+        **_conditional_write(request),
+    )
+    return _versioned(unlinked, version)
 
 
 @patch(

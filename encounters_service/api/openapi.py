@@ -9,19 +9,21 @@ unknown fields — and lists the error statuses the route can answer, each with 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
 import msgspec
+from litestar.enums import ParamType
 from litestar.openapi.spec import (
     OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Parameter,
     Reference,
     RequestBody,
     Schema,
@@ -31,9 +33,14 @@ from encounters_service.models import ErrorBody
 
 JSON = "application/json"
 _HEADERS = {
+    304: {"ETag": 'the version of the encounter, quoted: "3"'},
     401: {"WWW-Authenticate": "Bearer"},
     503: {"Retry-After": "seconds to wait before trying again"},
 }
+ETAG = {"ETag": 'the version of the encounter, quoted: "3" (1 at creation, 1 more for each change)'}
+# Request headers of the conditional routes (encounters_service/etags.py reads them).
+IF_NONE_MATCH = {"If-None-Match": 'ETags such as "3", or *: 304 with no body when one names the encounter\'s version'}
+IF_MATCH = {"If-Match": 'ETags such as "3", or * (any version): 412 and nothing written unless one names the version'}
 
 
 def json_schema(shape: Any) -> dict[str, Any]:
@@ -64,8 +71,17 @@ def _inline(node: Any, definitions: dict[str, Any]) -> Any:
     return node
 
 
-def documented(ok: Any, *, body: Any = None, errors: Iterable[int] = ()) -> type[Operation]:
-    """An Operation class for a route that answers `ok` (a msgspec type) and, if given, takes `body`.
+def documented(
+    ok: Any,
+    *,
+    body: Any = None,
+    errors: Iterable[int] = (),
+    etag: bool = False,
+    request_headers: Mapping[str, str] | None = None,
+) -> type[Operation]:
+    """An Operation class for a route that answers `ok` (a msgspec type) and, if given, takes `body`;
+    with `etag`, its success carries the encounter's version in ETag; `request_headers` are the
+    headers it reads (name: description), each optional. A 304 has no body.
 
     Error statuses: `errors`, and those every route of its kind can answer: 400 (an unknown query
     parameter) and 414 (a query string too long), 404 for a path id, 408/413/415 with a body (too slow,
@@ -81,7 +97,13 @@ def documented(ok: Any, *, body: Any = None, errors: Iterable[int] = ()) -> type
         def __post_init__(self) -> None:
             if body_schema is not None:
                 self.request_body = RequestBody(content=_json(body_schema), required=True)
-            self.parameters = [_not_null(parameter) for parameter in self.parameters or []] or None
+            headers = [
+                Parameter(
+                    name=name, param_in=ParamType.HEADER, description=text, schema=Schema(type=OpenAPIType.STRING)
+                )
+                for name, text in (request_headers or {}).items()
+            ]
+            self.parameters = [_not_null(parameter) for parameter in self.parameters or []] + headers or None
             statuses = {400, 414, *errors}
             if self.security:
                 statuses |= {401, 403, 503}
@@ -92,7 +114,11 @@ def documented(ok: Any, *, body: Any = None, errors: Iterable[int] = ()) -> type
             success = next(status for status in self.responses if status.startswith("2"))
             description = self.responses[success].description  # Litestar's OpenAPIResponse, never a Reference
             self.responses = {
-                success: OpenAPIResponse(description=description, content=_json(ok_schema)),  # type: ignore[arg-type]
+                success: OpenAPIResponse(
+                    description=description,  # type: ignore[arg-type]
+                    content=_json(ok_schema),
+                    headers=_headers(ETAG) if etag else None,
+                ),
                 **{str(status): _error(status, error_schema) for status in sorted(statuses)},
             }
 
@@ -104,12 +130,17 @@ def _json(schema: dict[str, Any]) -> dict[str, OpenAPIMediaType]:
     return {JSON: OpenAPIMediaType(schema=schema)}  # type: ignore[arg-type]
 
 
-def _error(status: int, schema: dict[str, Any]) -> OpenAPIResponse:
-    headers: dict[str, OpenAPIHeader | Reference] = {
+def _headers(described: Mapping[str, str]) -> dict[str, OpenAPIHeader | Reference]:
+    return {
         name: OpenAPIHeader(description=description, required=True, schema=Schema(type=OpenAPIType.STRING))
-        for name, description in _HEADERS.get(status, {}).items()
+        for name, description in described.items()
     }
-    return OpenAPIResponse(description=HTTPStatus(status).phrase, content=_json(schema), headers=headers or None)
+
+
+def _error(status: int, schema: dict[str, Any]) -> OpenAPIResponse:
+    headers = _headers(_HEADERS.get(status, {}))
+    content = None if status == HTTPStatus.NOT_MODIFIED else _json(schema)
+    return OpenAPIResponse(description=HTTPStatus(status).phrase, content=content, headers=headers or None)
 
 
 def _not_null(parameter: Any) -> Any:

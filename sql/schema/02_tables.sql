@@ -23,6 +23,8 @@ CREATE TABLE encounters.encounter (  -- noqa: PRS
     modified_by text NOT NULL,
     document json COMPRESSION lz4,
     changed_xid xid8,
+    version bigint,
+    versioned_xid xid8,
     CONSTRAINT encounter_epr_id_not_empty CHECK (epr_encounter_id <> ''),
     CONSTRAINT encounter_spo2_scale_valid CHECK (spo2_scale IN (1, 2)),
     CONSTRAINT encounter_not_own_parent CHECK (child_of_encounter_uuid <> uuid)

@@ -127,17 +127,31 @@ CREATE FUNCTION encounters.track_encounter_change() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog
 AS $$
+DECLARE
+    this_transaction xid8 := pg_current_xact_id();
 BEGIN
     -- BEFORE triggers fire in name order: this one (encounter_track_change) after
-    -- encounter_document, so NEW.document is the document being stored.
-    IF TG_OP = 'UPDATE'
-        AND NEW.document::text IS NOT DISTINCT FROM OLD.document::text
-        AND (NEW.modified, NEW.modified_by) IS NOT DISTINCT FROM (OLD.modified, OLD.modified_by) THEN
-        -- Nothing a reader sees changed (e.g. documents rendered again, the same): the encounter
-        -- keeps its place in the feed, whatever the statement wrote into changed_xid.
-        NEW.changed_xid := OLD.changed_xid;
-    ELSE
-        NEW.changed_xid := pg_current_xact_id();
+    -- encounter_document, so NEW.document is the document being stored. The three columns are
+    -- derived: whatever a statement wrote into them is replaced.
+    IF TG_OP = 'INSERT' THEN
+        NEW.version := 1;
+        NEW.versioned_xid := this_transaction;
+        NEW.changed_xid := this_transaction;
+        RETURN NEW;
+    END IF;
+    NEW.version := OLD.version;
+    NEW.versioned_xid := OLD.versioned_xid;
+    NEW.changed_xid := OLD.changed_xid;
+    IF NEW.document::text IS DISTINCT FROM OLD.document::text THEN
+        -- The full form changed: a new version, once per transaction.
+        IF OLD.versioned_xid IS DISTINCT FROM this_transaction THEN
+            NEW.version := coalesce(OLD.version, 1) + 1;  -- null: 1 (before 0005)
+            NEW.versioned_xid := this_transaction;
+        END IF;
+        NEW.changed_xid := this_transaction;
+    ELSIF (NEW.modified, NEW.modified_by) IS DISTINCT FROM (OLD.modified, OLD.modified_by) THEN
+        -- The expanded form changed (the change feed shows it), the full form did not: same version.
+        NEW.changed_xid := this_transaction;
     END IF;
     RETURN NEW;
 END;

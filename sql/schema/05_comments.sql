@@ -50,6 +50,14 @@ COMMENT ON COLUMN encounters.encounter.changed_xid IS
 'Derived: the transaction (pg_current_xact_id) that last changed the encounter''s stored document or modified/modified_by; '
 'null when last written before migration 0004 (the feed takes it for 1). Set by trigger encounter_track_change.';
 
+COMMENT ON COLUMN encounters.encounter.version IS
+'Derived: 1 at creation, 1 more for each transaction that changed the encounter''s full form (its stored document); '
+'null when last changed before migration 0005 (1). The ETag of the API; set by trigger encounter_track_change.';
+
+COMMENT ON COLUMN encounters.encounter.versioned_xid IS
+'Derived: the transaction (pg_current_xact_id) that made the current version; null when made before migration 0005. '
+'Set by trigger encounter_track_change (one version per transaction).';
+
 COMMENT ON INDEX encounters.encounter_live_epr_id_key IS 'An EPR encounter id is used by at most one non-deleted encounter.';
 
 COMMENT ON INDEX encounters.encounter_one_open_local_key IS 'A patient has at most one open local top-level encounter.';
@@ -137,7 +145,7 @@ COMMENT ON FUNCTION encounters.touch_encounter_documents() IS
 'entry, else has them rendered again (triggers *_encounter_document).';
 
 COMMENT ON FUNCTION encounters.track_encounter_change() IS
-'Sets encounter.changed_xid to the writing transaction when the encounter''s document or modified/modified_by '
-'changes (trigger encounter_track_change, after encounter_document).';
+'Keeps encounter.version (1 more per transaction that changes the stored document), versioned_xid and changed_xid '
+'(the writing transaction, when the document or modified/modified_by changes); trigger encounter_track_change.';
 
 COMMENT ON TABLE encounters.deployed_function IS 'Each sql/functions file deployed by `encounters-service migrate`, with its checksum.';
