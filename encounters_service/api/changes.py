@@ -4,6 +4,7 @@ order their changes became final (sql/queries/encounters/changes.sql says why no
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, get
@@ -25,6 +26,15 @@ Cursor = Annotated[
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description=f"at most this many encounters (1 to {MAX_PAGE})")]
 
 
+class _Page(msgspec.Struct):
+    """What sql/queries/encounters/changes.sql answers; the encounters are passed on as they are."""
+
+    encounters: msgspec.Raw
+    last_transaction: str | None
+    last_uuid: UUID | None
+    more: bool
+
+
 @get(
     "/dhos/v2/encounters/changes",
     opt=READ,
@@ -39,13 +49,14 @@ async def encounter_changes(request: Request, cursor: Cursor = None, limit: Limi
     except cursors.BadCursor as error:
         raise ValidationException(str(error)) from None
     async with request.app.state.read_gate.slot(caller_of(request).id):  # an answer of up to MAX_PAGE encounters
-        [(last_transaction, last_uuid, encounters, more)] = await database(request).rows(
+        found = await database(request).value(
             "encounters.changes", after_transaction=after.transaction, after_uuid=after.uuid, page_size=limit
         )
-    if last_uuid is not None:  # else an empty page: the next one starts where this one did
-        after = cursors.Place(str(last_transaction), last_uuid)
-    page = {"encounters": msgspec.Raw(encounters), "cursor": cursors.encode(settings.hs_key, after), "more": more}
-    return Response(content=msgspec.json.encode(page), media_type="application/json")
+    page = msgspec.json.decode(found, type=_Page)
+    if page.last_transaction is not None and page.last_uuid is not None:  # else an empty page: start there again
+        after = cursors.Place(page.last_transaction, page.last_uuid)
+    answer = {"encounters": page.encounters, "cursor": cursors.encode(settings.hs_key, after), "more": page.more}
+    return Response(content=msgspec.json.encode(answer), media_type="application/json")
 
 
 ROUTES = [encounter_changes]

@@ -25,12 +25,12 @@
 --   after_transaction  xid8     the transaction of the last place read ('0': from the beginning)
 --   after_uuid         uuid     the uuid of the last place read (00000000-0000-0000-0000-000000000000: from the beginning)
 --   page_size          integer  at most this many encounters
--- Returns: one row: last_transaction and last_uuid (the page's last place, to pass as after_*
---   for the next page; null when the page is empty: ask again later with the same place),
---   encounters (a JSON array, in feed order; [] when none), more (true when more changes can be
---   read now). Read it with `psql -x`.
+-- Returns: one row, one column: a JSON object {"encounters": [...] (in feed order; [] when none),
+--   "last_transaction", "last_uuid" (the page's last place: pass them as after_* for the next
+--   page; null when the page is empty: ask again later with the same place), "more" (true when
+--   more changes can be read now)}. Read it with `psql -At … | jq .`
 -- Example:
---   psql "$PGURL" -v ON_ERROR_STOP=1 -x -v after_transaction=0 -v after_uuid=00000000-0000-0000-0000-000000000000 \
+--   psql "$PGURL" -v ON_ERROR_STOP=1 -At -v after_transaction=0 -v after_uuid=00000000-0000-0000-0000-000000000000 \
 --     -v page_size=100 -f sql/queries/encounters/changes.sql
 WITH horizon AS (
     SELECT pg_snapshot_xmin(pg_current_snapshot()) AS oldest_running
@@ -59,37 +59,39 @@ last_place AS (
 )
 
 SELECT
-    l.transaction AS last_transaction,
-    l.uuid AS last_uuid,
-    (
-        SELECT
-            coalesce(
-                json_agg(
-                    coalesce((p.encounter).document::jsonb, encounters_api.encounter_json(p.encounter))
-                    || jsonb_build_object(
-                        'created_by', (p.encounter).created_by,
-                        'modified', encounters_api.iso_utc((p.encounter).modified),
-                        'modified_by', (p.encounter).modified_by
-                    )
-                    ORDER BY p.transaction, p.uuid
-                ),
-                '[]'::json
-            )
-        FROM page AS p
-    ) AS encounters,
-    (
-        -- false for an empty page: no place compares greater than a null one
-        SELECT count(*) > 0
-        FROM (
+    json_build_object(
+        'last_transaction', l.transaction,
+        'last_uuid', l.uuid,
+        'more', (
+            -- false for an empty page: no place compares greater than a null one
+            SELECT count(*) > 0
+            FROM (
+                SELECT
+                FROM encounters.encounter AS e
+                WHERE
+                    (coalesce(e.changed_xid, '1'::xid8), e.uuid) > (l.transaction, l.uuid)
+                    AND coalesce(e.changed_xid, '1'::xid8) < (SELECT h.oldest_running FROM horizon AS h)
+                ORDER BY coalesce(e.changed_xid, '1'::xid8), e.uuid
+                LIMIT 1
+            ) AS later
+        ),
+        'encounters', (
             SELECT
-            FROM encounters.encounter AS e
-            WHERE
-                (coalesce(e.changed_xid, '1'::xid8), e.uuid) > (l.transaction, l.uuid)
-                AND coalesce(e.changed_xid, '1'::xid8) < (SELECT h.oldest_running FROM horizon AS h)
-            ORDER BY coalesce(e.changed_xid, '1'::xid8), e.uuid
-            LIMIT 1
-        ) AS later
-    ) AS more
+                coalesce(
+                    json_agg(
+                        coalesce((p.encounter).document::jsonb, encounters_api.encounter_json(p.encounter))
+                        || jsonb_build_object(
+                            'created_by', (p.encounter).created_by,
+                            'modified', encounters_api.iso_utc((p.encounter).modified),
+                            'modified_by', (p.encounter).modified_by
+                        )
+                        ORDER BY p.transaction, p.uuid
+                    ),
+                    '[]'::json
+                )
+            FROM page AS p
+        )
+    ) AS page
 -- one row, also when the page is empty:
 FROM (SELECT) AS one  -- noqa: ST11
 LEFT JOIN last_place AS l ON TRUE;
