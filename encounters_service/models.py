@@ -232,6 +232,15 @@ class ChangedEncounter(Encounter, kw_only=True):
     modified_by: str
 
 
+class EncounterVersion(Shape):
+    """One version of an encounter, as it was (GET /dhos/v1/encounter/{id}/history)."""
+
+    version: Annotated[int, msgspec.Meta(ge=1)]
+    modified: Instant
+    modified_by: str
+    encounter: ChangedEncounter
+
+
 class ChangePage(Shape):
     """A page of the change feed (GET /dhos/v2/encounters/changes)."""
 

@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Request, Response, delete, get, patch, post
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, RawBody
 
 from encounters_service.api.common import (
@@ -34,6 +35,7 @@ from encounters_service.models import (
     EncounterMerge,
     EncounterUnlink,
     EncounterUpdate,
+    EncounterVersion,
     MergeRecord,
     MergeTotal,
     ScoreSystemChange,
@@ -180,6 +182,33 @@ async def merge_history(request: Request, encounter_id: FromPath[UUID]) -> Respo
     return json_response(await database(request).value("writes.merge_history", encounter_id=encounter_id))
 
 
+@get(
+    f"{ENCOUNTER}/history",
+    opt=READ,
+    summary="Every version of an encounter, oldest first",
+    security=BEARER,
+    operation_class=documented(list[EncounterVersion]),
+)
+async def encounter_history(request: Request, encounter_id: FromPath[UUID]) -> Response:
+    return json_response(await database(request).value("writes.encounter_history", encounter_id=encounter_id))
+
+
+@get(
+    f"{ENCOUNTER}/history/{{version:int}}",
+    opt=READ,
+    summary="One version of an encounter",
+    security=BEARER,
+    operation_class=documented(EncounterVersion),
+)
+async def encounter_history_version(request: Request, encounter_id: FromPath[UUID], version: FromPath[int]) -> Response:
+    found = await database(request).value(
+        "writes.encounter_history_version", encounter_id=encounter_id, version=version
+    )
+    if found is None:
+        raise NotFoundException(f"encounter {encounter_id} has no version {version}")
+    return json_response(found)
+
+
 ROUTES = [
     create_encounter,
     get_encounter,
@@ -188,4 +217,6 @@ ROUTES = [
     update_score_system_history,
     merge_encounters,
     merge_history,
+    encounter_history,
+    encounter_history_version,
 ]

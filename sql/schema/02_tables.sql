@@ -30,6 +30,16 @@ CREATE TABLE encounters.encounter (  -- noqa: PRS
     CONSTRAINT encounter_not_own_parent CHECK (child_of_encounter_uuid <> uuid)
 );
 
+-- (noqa: the linter cannot parse a column's COMPRESSION, and leaves this statement alone.)
+CREATE TABLE encounters.encounter_history (  -- noqa: PRS
+    encounter_uuid uuid NOT NULL REFERENCES encounters.encounter (uuid),
+    version bigint NOT NULL,
+    modified timestamptz NOT NULL,
+    modified_by text NOT NULL,
+    document json COMPRESSION lz4 NOT NULL,
+    PRIMARY KEY (encounter_uuid, version)
+);
+
 CREATE TABLE encounters.location_history (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     encounter_uuid uuid NOT NULL REFERENCES encounters.encounter (uuid),

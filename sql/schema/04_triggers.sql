@@ -161,6 +161,35 @@ CREATE TRIGGER encounter_track_change
 BEFORE INSERT OR UPDATE ON encounters.encounter
 FOR EACH ROW EXECUTE FUNCTION encounters.track_encounter_change();
 
+CREATE FUNCTION encounters.keep_encounter_version() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF NEW.versioned_xid IS DISTINCT FROM pg_current_xact_id() OR NEW.document IS NULL THEN
+        -- the write made no version (e.g. a PATCH that changed nothing), or there is no stored
+        -- document to keep (the schema of a rollback to before 0002)
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' AND OLD.versioned_xid IS DISTINCT FROM NEW.versioned_xid AND OLD.document IS NOT NULL THEN
+        -- This transaction's first version: keep the one before too, if it was made before this
+        -- history was (migration 0006).
+        INSERT INTO encounters.encounter_history (encounter_uuid, version, modified, modified_by, document)
+        VALUES (OLD.uuid, coalesce(OLD.version, 1), OLD.modified, OLD.modified_by, OLD.document)
+        ON CONFLICT (encounter_uuid, version) DO NOTHING;
+    END IF;
+    INSERT INTO encounters.encounter_history AS h (encounter_uuid, version, modified, modified_by, document)
+    VALUES (NEW.uuid, NEW.version, NEW.modified, NEW.modified_by, NEW.document)
+    ON CONFLICT (encounter_uuid, version) DO UPDATE
+        SET modified = excluded.modified, modified_by = excluded.modified_by, document = excluded.document;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER encounter_keep_version
+AFTER INSERT OR UPDATE ON encounters.encounter
+FOR EACH ROW EXECUTE FUNCTION encounters.keep_encounter_version();
+
 CREATE FUNCTION encounters.touch_encounter_documents() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog

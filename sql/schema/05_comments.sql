@@ -78,6 +78,17 @@ COMMENT ON INDEX encounters.encounter_change_idx IS 'The change feed: encounters
 
 COMMENT ON INDEX encounters.location_history_departure_idx IS 'Latest departure of an encounter (where a move''s stay begins).';
 
+COMMENT ON TABLE encounters.encounter_history IS
+'Every version of every encounter as it was (trigger encounter_keep_version); from migration 0006 on.';
+
+COMMENT ON COLUMN encounters.encounter_history.version IS 'The version (encounter.version when it was made).';
+
+COMMENT ON COLUMN encounters.encounter_history.modified IS 'The encounter''s modified when the version was made.';
+
+COMMENT ON COLUMN encounters.encounter_history.modified_by IS 'The encounter''s modified_by when the version was made.';
+
+COMMENT ON COLUMN encounters.encounter_history.document IS 'The full form of that version (encounter.document then).';
+
 COMMENT ON TABLE encounters.location_history IS 'Where an encounter has been before its current location, one row per stay at a location.';
 
 COMMENT ON COLUMN encounters.location_history.arrived_at IS 'When the patient arrived at the location (admission or the previous move).';
@@ -147,5 +158,8 @@ COMMENT ON FUNCTION encounters.touch_encounter_documents() IS
 COMMENT ON FUNCTION encounters.track_encounter_change() IS
 'Keeps encounter.version (1 more per transaction that changes the stored document), versioned_xid and changed_xid '
 '(the writing transaction, when the document or modified/modified_by changes); trigger encounter_track_change.';
+
+COMMENT ON FUNCTION encounters.keep_encounter_version() IS
+'Stores the version a write leaves the encounter at, when its transaction made it (trigger encounter_keep_version).';
 
 COMMENT ON TABLE encounters.deployed_function IS 'Each sql/functions file deployed by `encounters-service migrate`, with its checksum.';

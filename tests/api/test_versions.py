@@ -173,8 +173,9 @@ def test_concurrent_patches_with_the_same_if_match_exactly_one_wins(live_server,
     assert {r.json()["message"] for r in responses if r.status_code == 412} == {
         f"encounter {encounter} is at version 2, not the version If-Match names; read it again and retry"
     }
-    # Only the winner wrote: one history entry, its events, its location.
+    # Only the winner wrote: one history entry, one version kept, its events, its location.
     assert db.execute("SELECT count(*) FROM encounters.location_history").fetchone() == (1,)
+    assert db.execute("SELECT version FROM encounters.encounter_history ORDER BY 1").fetchall() == [(1,), (2,)]
     assert [key for key, _body, _about in outbox(db)] == ["dhos.DM000007", "dhos.34837004"]
     assert db.execute("SELECT location_uuid::text, version FROM encounters.encounter").fetchone() == (
         winner.json()["location_uuid"],

@@ -67,6 +67,7 @@ def test_query_parameters_carry_their_types():
         "If-Match": ("string", None),
         "If-None-Match": ("string", None),
         "limit": ("integer", None),
+        "version": ("integer", None),
         **{flag: ("boolean", None) for flag in FLAGS},
     }
 
@@ -102,6 +103,7 @@ def test_every_form_of_every_answer_matches_the_document(seeded_server):
         answers += [http.post("/dhos/v1/encounter/locations/patient_count", json=[location])]
         answers += [http.get(path, params={"show_deleted": True}) for path in by_id]
         answers += [http.get(f"{path}/merge_history") for path in by_id]
+        answers += [http.get(f"{path}/history") for path in by_id] + [http.get(f"{by_id[0]}/history/1")]
         answers += [http.get(f"{by_id[0]}/children", params={"show_deleted": True})]
         new = http.post(ENCOUNTERS, json=create_body(spo2_scale=2))
         answers += [new, http.patch(f"/dhos/v1/encounter/{new.json()['uuid']}", json={"score_system": "other"})]
