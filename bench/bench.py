@@ -163,7 +163,8 @@ def routes(dataset: Dataset, modified_since: str) -> list[Route]:
         encounter, location = open_encounters[n % 1_000], moves[n // 1_000 % 2]
         text = json.dumps({"location_uuid": location})
         return Call("PATCH", f"/dhos/v1/encounter/{encounter}", text, "writes.update_encounter",
-                    dict(encounter_id=encounter, body=text, caller="bench", can_edit_ews=False))  # fmt: skip
+                    dict(encounter_id=encounter, body=text, caller="bench", can_edit_ews=False,
+                         if_match=[]))  # fmt: skip
 
     # One route per line, with its arguments.
     # fmt: off

@@ -39,7 +39,7 @@ QUERIES = load_queries()
 
 def encounter_with_history(conn: psycopg.Connection, length: int) -> str:
     """A new open encounter whose location history already holds `length` stays, one a minute."""
-    [(created,)] = run_sync(
+    [(created, _version)] = run_sync(
         conn,
         QUERIES["writes.create_encounter"],
         body=json.dumps(
@@ -99,14 +99,14 @@ def measure(conninfo: str, lengths: list[int], moves: int) -> list[tuple[int, fl
             def move() -> None:
                 body = json.dumps({"location_uuid": str(uuid.uuid4())})
                 run_sync(conn, QUERIES["writes.update_encounter"], encounter_id=encounter, body=body, caller="bench",  # noqa: B023
-                         can_edit_ews=False)  # fmt: skip
+                         can_edit_ews=False, if_match=[])  # fmt: skip
 
             def read() -> list[tuple]:
                 return run_sync(conn, QUERIES["writes.get_encounter"], encounter_id=encounter, show_deleted=False)  # noqa: B023
 
             move_ms, move_cpu_ms = median_ms(move, moves, pid)
             read_ms, _ = median_ms(read, moves, pid)
-            [(answer,)] = read()
+            [(answer, _version)] = read()
             rows.append((length, move_ms, move_cpu_ms, read_ms, len(answer.encode())))
     return rows
 

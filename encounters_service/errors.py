@@ -24,6 +24,7 @@ SQLSTATE_STATUS = {
     "EN403": 403,
     "EN404": 404,
     "EN409": 409,
+    "EN412": 412,  # If-Match names another version of the encounter
     "EN422": 422,
     "23505": 409,  # unique_violation: a partial unique index refused a duplicate
     "23503": 422,  # foreign_key_violation: refers to something that does not exist

@@ -224,6 +224,31 @@ class ExpandableListedEncounter(ExpandableEncounter, kw_only=True):
     child_encounter_uuids: list[UUID]
 
 
+class ChangedEncounter(Encounter, kw_only=True):
+    """The expanded full form, as the change feed shows it: created_by, modified, modified_by always."""
+
+    created_by: str
+    modified: Instant
+    modified_by: str
+
+
+class EncounterVersion(Shape):
+    """One version of an encounter, as it was (GET /dhos/v1/encounter/{id}/history)."""
+
+    version: Annotated[int, msgspec.Meta(ge=1)]
+    modified: Instant
+    modified_by: str
+    encounter: ChangedEncounter
+
+
+class ChangePage(Shape):
+    """A page of the change feed (GET /dhos/v2/encounters/changes)."""
+
+    encounters: list[ChangedEncounter]
+    cursor: Annotated[str, msgspec.Meta(description="where to read on from: the next request's cursor")]
+    more: Annotated[bool, msgspec.Meta(description="true: more changes can be read now")]
+
+
 class MergeTotal(Shape):
     total: Annotated[int, msgspec.Meta(ge=0)]
 

@@ -207,21 +207,26 @@ class StandbyReads:
         self.primary = primary
         self.replayed_past = replayed_past
 
-    async def value(self, name: str, **params: Any) -> Any:
+    async def rows(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
         standby = self.standbys.choose(self.replayed_past)
         if standby is None:
             READS.labels("primary", "no_fresh_standby").inc()
         else:
             try:
                 if await self._has_replayed(standby):
-                    found = await standby.db.value(name, **params)
+                    found = await standby.db.rows(name, **params)
                     READS.labels("standby", "fresh").inc()
                     return found
                 READS.labels("primary", "before_write").inc()
             except STANDBY_FAILURES as error:
                 self.standbys.failed(standby, error)
                 READS.labels("primary", "standby_failed").inc()
-        return await self.primary.value(name, **params)
+        return await self.primary.rows(name, **params)
+
+    async def value(self, name: str, **params: Any) -> Any:
+        """The first column of the only row (None when there is no row), as Database.value."""
+        rows = await self.rows(name, **params)
+        return rows[0][0] if rows else None
 
     async def _has_replayed(self, standby: Standby) -> bool:
         """Whether the standby shows the caller's write: asked again if the last answer was short of it."""

@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Request, Response, delete, get, patch, post
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, RawBody
 
 from encounters_service.api.common import (
@@ -24,9 +25,10 @@ from encounters_service.api.common import (
     json_response,
     requires,
 )
-from encounters_service.api.openapi import documented
+from encounters_service.api.openapi import ETAG, IF_MATCH, IF_NONE_MATCH, documented
 from encounters_service.api.read_routing import WRITTEN_POSITION, WRITTEN_POSITION_ANSWER, WRITTEN_POSITION_READ, reads
 from encounters_service.auth import WRITE_SCOPE, AuthError
+from encounters_service.etags import etag, if_match, none_match
 from encounters_service.models import (
     Body,
     Encounter,
@@ -34,6 +36,7 @@ from encounters_service.models import (
     EncounterMerge,
     EncounterUnlink,
     EncounterUpdate,
+    EncounterVersion,
     MergeRecord,
     MergeTotal,
     ScoreSystemChange,
@@ -59,6 +62,16 @@ async def _write(
     return rows, {WRITTEN_POSITION: await db.value("replication.written_position")}
 
 
+def _conditional_write(request: Request) -> dict[str, list[int]]:
+    """The If-Match condition of a write of one encounter, as its query file takes it."""
+    return {"if_match": if_match(request.headers.get("if-match"))}
+
+
+def _versioned(document: bytes | None, version: int, headers: dict[str, str] | None = None) -> Response:
+    """One encounter, its version in the ETag header (never in the JSON: callers check keys strictly)."""
+    return json_response(document, {**(headers or {}), "ETag": etag(version)})
+
+
 @post(
     "/dhos/v2/encounter",
     opt={**WRITE, IGNORE_UNKNOWN_QUERY: True},
@@ -66,15 +79,15 @@ async def _write(
     summary="Create an encounter",
     security=BEARER,
     operation_class=documented(
-        Encounter, body=EncounterCreate, errors=[409, 422], answer_headers=WRITTEN_POSITION_ANSWER
+        Encounter, body=EncounterCreate, errors=[409, 422], answer_headers={**ETAG, **WRITTEN_POSITION_ANSWER}
     ),
 )
 async def create_encounter(request: Request, body: RawBody) -> Response:
     can_edit_ews = caller_of(request).can_edit_ews
-    [(created,)], headers = await _write(
+    [(created, version)], headers = await _write(
         request, "writes.create_encounter", EncounterCreate, body, can_edit_ews=can_edit_ews
     )
-    return json_response(created, headers)
+    return _versioned(created, version, headers)
 
 
 @get(
@@ -82,13 +95,19 @@ async def create_encounter(request: Request, body: RawBody) -> Response:
     opt=READ,
     summary="One encounter (full form)",
     security=BEARER,
-    operation_class=documented(Encounter, request_headers=WRITTEN_POSITION_READ),
+    operation_class=documented(
+        Encounter, errors=[304], answer_headers=ETAG, request_headers={**IF_NONE_MATCH, **WRITTEN_POSITION_READ}
+    ),
 )
 async def get_encounter(
     request: Request, encounter_id: FromPath[UUID], show_deleted: FromQuery[bool] = False
 ) -> Response:
-    found = await reads(request).value("writes.get_encounter", encounter_id=encounter_id, show_deleted=show_deleted)
-    return json_response(found)
+    [(found, version)] = await reads(request).rows(
+        "writes.get_encounter", encounter_id=encounter_id, show_deleted=show_deleted
+    )
+    if none_match(request.headers.get("if-none-match"), version):
+        return Response(content=b"", status_code=304, headers={"ETag": etag(version)})
+    return _versioned(found, version)
 
 
 @patch(
@@ -97,17 +116,27 @@ async def get_encounter(
     summary="Update an encounter",
     security=BEARER,
     operation_class=documented(
-        Encounter, body=EncounterUpdate, errors=[409, 422], answer_headers=WRITTEN_POSITION_ANSWER
+        Encounter,
+        body=EncounterUpdate,
+        errors=[409, 412, 422],
+        answer_headers={**ETAG, **WRITTEN_POSITION_ANSWER},
+        request_headers=IF_MATCH,
     ),
 )
 async def update_encounter(request: Request, encounter_id: FromPath[UUID], body: RawBody) -> Response:
     can_edit_ews = caller_of(request).can_edit_ews
-    [(refusal, updated)], headers = await _write(
-        request, "writes.update_encounter", EncounterUpdate, body, encounter_id=encounter_id, can_edit_ews=can_edit_ews
+    [(refusal, updated, version)], headers = await _write(
+        request,
+        "writes.update_encounter",
+        EncounterUpdate,
+        body,
+        encounter_id=encounter_id,
+        can_edit_ews=can_edit_ews,
+        **_conditional_write(request),
     )
     if refusal:
         raise AuthError.forbidden(refusal)
-    return json_response(updated, headers)
+    return _versioned(updated, version, headers)
 
 
 @delete(
@@ -116,13 +145,24 @@ async def update_encounter(request: Request, encounter_id: FromPath[UUID], body:
     status_code=200,
     summary="Detach an encounter from its parent",
     security=BEARER,
-    operation_class=documented(Encounter, body=EncounterUnlink, errors=[409], answer_headers=WRITTEN_POSITION_ANSWER),
+    operation_class=documented(
+        Encounter,
+        body=EncounterUnlink,
+        errors=[409, 412],
+        answer_headers={**ETAG, **WRITTEN_POSITION_ANSWER},
+        request_headers=IF_MATCH,
+    ),
 )
 async def unlink_encounter(request: Request, encounter_id: FromPath[UUID], body: RawBody) -> Response:
-    [(unlinked,)], headers = await _write(
-        request, "writes.unlink_encounter", EncounterUnlink, body, encounter_id=encounter_id
+    [(unlinked, version)], headers = await _write(
+        request,
+        "writes.unlink_encounter",
+        EncounterUnlink,
+        body,
+        encounter_id=encounter_id,
+        **_conditional_write(request),
     )
-    return json_response(unlinked, headers)
+    return _versioned(unlinked, version, headers)
 
 
 @patch(
@@ -165,6 +205,31 @@ async def merge_history(request: Request, encounter_id: FromPath[UUID]) -> Respo
     return json_response(await reads(request).value("writes.merge_history", encounter_id=encounter_id))
 
 
+@get(
+    f"{ENCOUNTER}/history",
+    opt=READ,
+    summary="Every version of an encounter, oldest first",
+    security=BEARER,
+    operation_class=documented(list[EncounterVersion], request_headers=WRITTEN_POSITION_READ),
+)
+async def encounter_history(request: Request, encounter_id: FromPath[UUID]) -> Response:
+    return json_response(await reads(request).value("writes.encounter_history", encounter_id=encounter_id))
+
+
+@get(
+    f"{ENCOUNTER}/history/{{version:int}}",
+    opt=READ,
+    summary="One version of an encounter",
+    security=BEARER,
+    operation_class=documented(EncounterVersion, request_headers=WRITTEN_POSITION_READ),
+)
+async def encounter_history_version(request: Request, encounter_id: FromPath[UUID], version: FromPath[int]) -> Response:
+    found = await reads(request).value("writes.encounter_history_version", encounter_id=encounter_id, version=version)
+    if found is None:
+        raise NotFoundException(f"encounter {encounter_id} has no version {version}")
+    return json_response(found)
+
+
 ROUTES = [
     create_encounter,
     get_encounter,
@@ -173,4 +238,6 @@ ROUTES = [
     update_score_system_history,
     merge_encounters,
     merge_history,
+    encounter_history,
+    encounter_history_version,
 ]

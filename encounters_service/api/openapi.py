@@ -34,9 +34,14 @@ from encounters_service.models import ErrorBody
 JSON = "application/json"
 _STRING = Schema(type=OpenAPIType.STRING)
 _HEADERS = {
+    304: {"ETag": 'the version of the encounter, quoted: "3"'},
     401: {"WWW-Authenticate": "Bearer"},
     503: {"Retry-After": "seconds to wait before trying again"},
 }
+ETAG = {"ETag": 'the version of the encounter, quoted: "3" (1 at creation, 1 more for each change)'}
+# Request headers of the conditional routes (encounters_service/etags.py reads them).
+IF_NONE_MATCH = {"If-None-Match": 'ETags such as "3", or *: 304 with no body when one names the encounter\'s version'}
+IF_MATCH = {"If-Match": 'ETags such as "3", or * (any version): 412 and nothing written unless one names the version'}
 
 
 def json_schema(shape: Any) -> dict[str, Any]:
@@ -76,7 +81,8 @@ def documented(
     request_headers: Mapping[str, str] | None = None,
 ) -> type[Operation]:
     """An Operation class for a route that answers `ok` (a msgspec type) and, if given, takes `body`,
-    with optional headers of its success answer and of its request ({name: description}).
+    with optional headers of its success answer and of its request ({name: description}; e.g.
+    ETAG, the encounter's version). A 304 has no body.
 
     Error statuses: `errors`, and those every route of its kind can answer: 400 (an unknown query
     parameter) and 414 (a query string too long), 404 for a path id, 408/413/415 with a body (too slow,
@@ -125,7 +131,8 @@ def _json(schema: dict[str, Any]) -> dict[str, OpenAPIMediaType]:
 
 def _error(status: int, schema: dict[str, Any]) -> OpenAPIResponse:
     headers = _headers(_HEADERS.get(status, {}), required=True)
-    return OpenAPIResponse(description=HTTPStatus(status).phrase, content=_json(schema), headers=headers)
+    content = None if status == HTTPStatus.NOT_MODIFIED else _json(schema)
+    return OpenAPIResponse(description=HTTPStatus(status).phrase, content=content, headers=headers)
 
 
 def _headers(described: Mapping[str, str], *, required: bool) -> dict[str, OpenAPIHeader | Reference] | None:

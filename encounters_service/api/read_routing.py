@@ -33,6 +33,10 @@ ROUTE_READS = {
     "GET /dhos/v2/encounter": READ_THEN_WRITE,  # by patient or EPR encounter id
     "GET /dhos/v1/encounter/{encounter_id}/children": READ_THEN_WRITE,
     "GET /dhos/v1/encounter/{encounter_id}/merge_history": READ_THEN_WRITE,
+    "GET /dhos/v1/encounter/{encounter_id}/history": READ_THEN_WRITE,
+    "GET /dhos/v1/encounter/{encounter_id}/history/{version}": READ_THEN_WRITE,
+    # The change feed hands out what the primary's snapshot shows as final (sql/queries/encounters/changes.sql).
+    "GET /dhos/v2/encounters/changes": PRIMARY,
 }
 ON_STANDBY = {"census": {CENSUS}, "all": {CENSUS, READ_THEN_WRITE}, "none": set()}  # by READ_ROUTES
 WRITTEN_POSITION = "X-Encounters-LSN"  # a write answer's commit position; sent back on a read

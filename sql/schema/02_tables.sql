@@ -22,9 +22,22 @@ CREATE TABLE encounters.encounter (  -- noqa: PRS
     modified timestamptz NOT NULL DEFAULT now(),
     modified_by text NOT NULL,
     document json COMPRESSION lz4,
+    changed_xid xid8,
+    version bigint,
+    versioned_xid xid8,
     CONSTRAINT encounter_epr_id_not_empty CHECK (epr_encounter_id <> ''),
     CONSTRAINT encounter_spo2_scale_valid CHECK (spo2_scale IN (1, 2)),
     CONSTRAINT encounter_not_own_parent CHECK (child_of_encounter_uuid <> uuid)
+);
+
+-- (noqa: the linter cannot parse a column's COMPRESSION, and leaves this statement alone.)
+CREATE TABLE encounters.encounter_history (  -- noqa: PRS
+    encounter_uuid uuid NOT NULL REFERENCES encounters.encounter (uuid),
+    version bigint NOT NULL,
+    modified timestamptz NOT NULL,
+    modified_by text NOT NULL,
+    document json COMPRESSION lz4 NOT NULL,
+    PRIMARY KEY (encounter_uuid, version)
 );
 
 CREATE TABLE encounters.location_history (

@@ -28,6 +28,8 @@ CREATE INDEX encounter_modified_idx ON encounters.encounter (modified DESC);
 CREATE INDEX encounter_parent_idx ON encounters.encounter (child_of_encounter_uuid)
 WHERE child_of_encounter_uuid IS NOT NULL;
 
+CREATE INDEX encounter_change_idx ON encounters.encounter ((coalesce(changed_xid, '1'::xid8)), uuid);
+
 CREATE INDEX encounter_record_idx ON encounters.encounter (patient_record_uuid);
 
 CREATE INDEX location_history_encounter_idx

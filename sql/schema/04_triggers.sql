@@ -123,6 +123,73 @@ CREATE TRIGGER encounter_document
 BEFORE INSERT OR UPDATE ON encounters.encounter
 FOR EACH ROW EXECUTE FUNCTION encounters.render_encounter_document();
 
+CREATE FUNCTION encounters.track_encounter_change() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    this_transaction xid8 := pg_current_xact_id();
+BEGIN
+    -- BEFORE triggers fire in name order: this one (encounter_track_change) after
+    -- encounter_document, so NEW.document is the document being stored. The three columns are
+    -- derived: whatever a statement wrote into them is replaced.
+    IF TG_OP = 'INSERT' THEN
+        NEW.version := 1;
+        NEW.versioned_xid := this_transaction;
+        NEW.changed_xid := this_transaction;
+        RETURN NEW;
+    END IF;
+    NEW.version := OLD.version;
+    NEW.versioned_xid := OLD.versioned_xid;
+    NEW.changed_xid := OLD.changed_xid;
+    IF NEW.document::text IS DISTINCT FROM OLD.document::text THEN
+        -- The full form changed: a new version, once per transaction.
+        IF OLD.versioned_xid IS DISTINCT FROM this_transaction THEN
+            NEW.version := coalesce(OLD.version, 1) + 1;  -- null: 1 (before 0005)
+            NEW.versioned_xid := this_transaction;
+        END IF;
+        NEW.changed_xid := this_transaction;
+    ELSIF (NEW.modified, NEW.modified_by) IS DISTINCT FROM (OLD.modified, OLD.modified_by) THEN
+        -- The expanded form changed (the change feed shows it), the full form did not: same version.
+        NEW.changed_xid := this_transaction;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER encounter_track_change
+BEFORE INSERT OR UPDATE ON encounters.encounter
+FOR EACH ROW EXECUTE FUNCTION encounters.track_encounter_change();
+
+CREATE FUNCTION encounters.keep_encounter_version() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF NEW.versioned_xid IS DISTINCT FROM pg_current_xact_id() OR NEW.document IS NULL THEN
+        -- the write made no version (e.g. a PATCH that changed nothing), or there is no stored
+        -- document to keep (the schema of a rollback to before 0002)
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' AND OLD.versioned_xid IS DISTINCT FROM NEW.versioned_xid AND OLD.document IS NOT NULL THEN
+        -- This transaction's first version: keep the one before too, if it was made before this
+        -- history was (migration 0006).
+        INSERT INTO encounters.encounter_history (encounter_uuid, version, modified, modified_by, document)
+        VALUES (OLD.uuid, coalesce(OLD.version, 1), OLD.modified, OLD.modified_by, OLD.document)
+        ON CONFLICT (encounter_uuid, version) DO NOTHING;
+    END IF;
+    INSERT INTO encounters.encounter_history AS h (encounter_uuid, version, modified, modified_by, document)
+    VALUES (NEW.uuid, NEW.version, NEW.modified, NEW.modified_by, NEW.document)
+    ON CONFLICT (encounter_uuid, version) DO UPDATE
+        SET modified = excluded.modified, modified_by = excluded.modified_by, document = excluded.document;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER encounter_keep_version
+AFTER INSERT OR UPDATE ON encounters.encounter
+FOR EACH ROW EXECUTE FUNCTION encounters.keep_encounter_version();
+
 CREATE FUNCTION encounters.touch_encounter_documents() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog

@@ -46,6 +46,18 @@ COMMENT ON COLUMN encounters.encounter.document IS
 'Derived: the full JSON form of the encounter (encounters_api.encounter_json), rendered by trigger on every change '
 'of the encounter or its histories. Never written directly; any UPDATE of the row re-renders it.';
 
+COMMENT ON COLUMN encounters.encounter.changed_xid IS
+'Derived: the transaction (pg_current_xact_id) that last changed the encounter''s stored document or modified/modified_by; '
+'null when last written before migration 0004 (the feed takes it for 1). Set by trigger encounter_track_change.';
+
+COMMENT ON COLUMN encounters.encounter.version IS
+'Derived: 1 at creation, 1 more for each transaction that changed the encounter''s full form (its stored document); '
+'null when last changed before migration 0005 (1). The ETag of the API; set by trigger encounter_track_change.';
+
+COMMENT ON COLUMN encounters.encounter.versioned_xid IS
+'Derived: the transaction (pg_current_xact_id) that made the current version; null when made before migration 0005. '
+'Set by trigger encounter_track_change (one version per transaction).';
+
 COMMENT ON INDEX encounters.encounter_live_epr_id_key IS 'An EPR encounter id is used by at most one non-deleted encounter.';
 
 COMMENT ON INDEX encounters.encounter_one_open_local_key IS 'A patient has at most one open local top-level encounter.';
@@ -62,7 +74,20 @@ COMMENT ON INDEX encounters.encounter_parent_idx IS 'Children of an encounter.';
 
 COMMENT ON INDEX encounters.encounter_record_idx IS 'Encounters of a patient record (record merge).';
 
+COMMENT ON INDEX encounters.encounter_change_idx IS 'The change feed: encounters in the order of the transactions that last changed them (null: 1, before 0004).';
+
 COMMENT ON INDEX encounters.location_history_departure_idx IS 'Latest departure of an encounter (where a move''s stay begins).';
+
+COMMENT ON TABLE encounters.encounter_history IS
+'Every version of every encounter as it was (trigger encounter_keep_version); from migration 0006 on.';
+
+COMMENT ON COLUMN encounters.encounter_history.version IS 'The version (encounter.version when it was made).';
+
+COMMENT ON COLUMN encounters.encounter_history.modified IS 'The encounter''s modified when the version was made.';
+
+COMMENT ON COLUMN encounters.encounter_history.modified_by IS 'The encounter''s modified_by when the version was made.';
+
+COMMENT ON COLUMN encounters.encounter_history.document IS 'The full form of that version (encounter.document then).';
 
 COMMENT ON TABLE encounters.location_history IS 'Where an encounter has been before its current location, one row per stay at a location.';
 
@@ -129,5 +154,12 @@ COMMENT ON FUNCTION encounters.render_encounter_document() IS
 COMMENT ON FUNCTION encounters.touch_encounter_documents() IS
 'Brings the documents of the encounters whose history rows a statement wrote up to date: appends a move''s '
 'entry, else has them rendered again (triggers *_encounter_document).';
+
+COMMENT ON FUNCTION encounters.track_encounter_change() IS
+'Keeps encounter.version (1 more per transaction that changes the stored document), versioned_xid and changed_xid '
+'(the writing transaction, when the document or modified/modified_by changes); trigger encounter_track_change.';
+
+COMMENT ON FUNCTION encounters.keep_encounter_version() IS
+'Stores the version a write leaves the encounter at, when its transaction made it (trigger encounter_keep_version).';
 
 COMMENT ON TABLE encounters.deployed_function IS 'Each sql/functions file deployed by `encounters-service migrate`, with its checksum.';

@@ -14,8 +14,10 @@ import psycopg
 import pytest
 
 from encounters_service import migrate
+from encounters_service.db import run_sync
 from encounters_service.embedded import find_bindir
 from encounters_service.settings import SQL_DIR
+from encounters_service.sqlfiles import load_queries
 from tests.conftest import create_database, drop_database, stale_documents
 
 SCHEMA_FILES = sorted((SQL_DIR / "schema").glob("*.sql"))
@@ -164,7 +166,8 @@ def test_rolling_back_the_document_column_keeps_the_service_working(empty_databa
     patient = uuid.uuid4()
     with psycopg.connect(empty_database) as conn:
         _insert(conn, patient)
-    assert migrate.rollback(empty_database, steps=2) == ["0003.history-growth", "0002.encounter-document"]
+    later = migrate.status(empty_database).applied[1:]  # every migration from 0002 on
+    assert migrate.rollback(empty_database, steps=len(later))[-1] == "0002.encounter-document"
     with psycopg.connect(empty_database) as conn:
         [(latest,)] = conn.execute(
             "select count(*) from encounters_api.latest_encounter(%s, null, 'infinity')", [patient]
@@ -173,6 +176,27 @@ def test_rolling_back_the_document_column_keeps_the_service_working(empty_databa
     migrate.upgrade(empty_database)
     assert stale_documents(empty_database) == []
     assert _admitted_at_as_stored(empty_database) == ["2026-01-01T00:00:00.000Z"]
+
+
+def test_encounters_written_before_the_change_feed_come_first_in_it(empty_database):
+    migrate.upgrade(empty_database)
+    applied = migrate.status(empty_database).applied
+    rolled_back = migrate.rollback(empty_database, steps=len(applied) - applied.index("0004.change-feed"))
+    assert rolled_back[-1] == "0004.change-feed"
+    with psycopg.connect(empty_database) as conn:
+        _insert(conn, uuid.uuid4())
+    migrate.upgrade(empty_database)
+    with psycopg.connect(empty_database) as conn:
+        _insert(conn, uuid.uuid4())
+    with psycopg.connect(empty_database) as conn:
+        [(feed,)] = run_sync(
+            conn, load_queries()["encounters.changes"], after_transaction="0", after_uuid=uuid.UUID(int=0), page_size=10
+        )
+        positions = conn.execute(
+            "SELECT changed_xid::text FROM encounters.encounter ORDER BY changed_xid NULLS FIRST"
+        ).fetchall()
+    assert positions[0] == (None,) and int(positions[1][0]) > 1  # none before 0004, then a transaction id
+    assert len(feed["encounters"]) == 2 and feed["more"] is False
 
 
 def test_functions_need_their_requirements_in_order():

@@ -32,20 +32,21 @@ TRICKY = 'x"], "patient_record_uuid": "[", "location_history": [], "score_system
 
 def create(conn: psycopg.Connection, **fields: object) -> dict:
     body = create_body(**{"admitted_at": "2026-01-01T00:00:00Z", "encounter_type": DROP, **fields})
-    [(created,)] = run_sync(
+    [(created, _version)] = run_sync(
         conn, QUERIES["writes.create_encounter"], body=json.dumps(body), caller="tests", can_edit_ews=True
     )
     return json.loads(created)
 
 
 def patch(conn: psycopg.Connection, encounter: dict, body: dict, caller: str = "tests") -> dict:
-    [(refusal, updated)] = run_sync(
+    [(refusal, updated, _version)] = run_sync(
         conn,
         QUERIES["writes.update_encounter"],
         encounter_id=encounter["uuid"],
         body=json.dumps(body),
         caller=caller,
         can_edit_ews=True,
+        if_match=[],
     )
     assert refusal is None
     return json.loads(updated)
@@ -113,12 +114,13 @@ def test_the_stored_document_stays_the_rendering_byte_for_byte(db):
     check("move again", patch(db, child, {"location_uuid": str(uuid.uuid4())}))
     check("score change", patch(db, child, {"score_system": TRICKY, "spo2_scale": 2}, caller=TRICKY))
     check("own fields", patch(db, child, {"encounter_type": "]", "discharged_at": "2026-02-01T00:00:00Z"}))
-    [(unlinked,)] = run_sync(
+    [(unlinked, _version)] = run_sync(
         db,
         QUERIES["writes.unlink_encounter"],
         encounter_id=child["uuid"],
         body=json.dumps({"child_of_encounter_uuid": parent["uuid"]}),
         caller="tests",
+        if_match=[],
     )
     check("unlinked", json.loads(unlinked))
     moved = check("move after unlinking", patch(db, child, {"location_uuid": str(uuid.uuid4())}))

@@ -131,6 +131,7 @@ async def race(database: Database, cases: list[dict]) -> dict[str, Counter]:
             body=json.dumps(case["patch"]),
             caller="race",
             can_edit_ews=False,
+            if_match=[],
         )
 
     async def side(name: str, write: Callable[[dict], Awaitable[object]]) -> None:
@@ -192,6 +193,7 @@ def test_a_deadlock_is_retried_and_the_write_applied_once(fresh_database, db):
                     body=json.dumps(move),
                     caller="retried",
                     can_edit_ews=False,
+                    if_match=[],
                 )
             )
             await waiting_for_a_lock(db)  # the PATCH holds the patient's lock and waits for the row
@@ -201,7 +203,7 @@ def test_a_deadlock_is_retried_and_the_write_applied_once(fresh_database, db):
             intruder.commit()
             return await patch
 
-    [(refusal, document)] = asyncio.run(run())
+    [(refusal, document, _version)] = asyncio.run(run())
     intruder.close()
     assert refusal is None and json.loads(document)["location_uuid"] == move["location_uuid"]
     assert deadlocks(db) - before >= 1

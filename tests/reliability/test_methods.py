@@ -40,6 +40,7 @@ def url(path: str, documents: list[dict]) -> str:
     values = {
         "encounter_id": encounter["uuid"],
         "history_id": next(entry["uuid"] for document in documents for entry in document["score_system_history"]),
+        "version": "1",
         "path": "no-such-page",
         "name": "swagger-ui.css",  # the docs page's assets (api/docs_assets.py)
     }

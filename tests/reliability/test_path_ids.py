@@ -65,7 +65,8 @@ def server(pg_server, template_conninfo) -> Iterator[Server]:
         encounter = request(bare, "POST", ENCOUNTERS, create_body(patient_uuid=patient)).body["uuid"]
         changed = request(bare, "PATCH", f"/dhos/v1/encounter/{encounter}", {"score_system": "meows"}).body
         history = changed["score_system_history"][0]["uuid"]
-        yield Server(bare.host, bare.port, conninfo, {"encounter_id": encounter, "history_id": history}, patient)
+        ids = {"encounter_id": encounter, "history_id": history, "version": "1"}
+        yield Server(bare.host, bare.port, conninfo, ids, patient)
 
 
 @pytest.fixture(scope="module")

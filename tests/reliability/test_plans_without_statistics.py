@@ -14,6 +14,7 @@ table).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -38,6 +39,7 @@ HISTORY_INDEXES = {
 EXPECTED = {
     "by_patient_open_as_of": ("encounter_patient_idx", {"encounter_parent_idx"}),
     "by_patient_or_epr_id": ("encounter_patient_idx", {"encounter_epr_id_idx", "encounter_parent_idx"}),
+    "changes": ("encounter_change_idx", set()),
     "descendants": ("encounter_parent_idx", set()),
     "latest": ("encounter_patient_idx", {"encounter_parent_idx"}),
     "latest_per_patient": ("encounter_patient_idx", {"encounter_parent_idx"}),
@@ -118,6 +120,7 @@ def parameters(conn: psycopg.Connection) -> dict[str, dict]:
             show_deleted=False,
             show_children=True,
         ),
+        "changes": dict(after_transaction="0", after_uuid=str(uuid.UUID(int=0)), page_size=100),
         "descendants": dict(encounter_id=parent, show_deleted=False),
         "latest": dict(patient_id=patient, open_as_of="-infinity", compact=False),
         "latest_per_patient": dict(patient_ids=patients, open_as_of="-infinity", compact=False),

@@ -13,6 +13,7 @@ from uuid import uuid4
 import pytest
 from litestar.testing import TestClient
 
+from encounters_service import cursors
 from encounters_service.app import create_app
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body
 from tests.conftest import template_clone
@@ -25,6 +26,8 @@ VALID = {
     "epr_encounter_id": "E-1",
     "open_as_of": "2018-01-01T00:00:00.000Z",
     "modified_since": "2018-01-01",
+    "limit": "10",
+    "cursor": cursors.encode(TEST_SETTINGS.hs_key, cursors.START),
     **{flag: "true" for flag in ("compact", "expanded", "show_deleted", "show_children")},
 }
 IGNORING = {("post", "/dhos/v2/encounter"), ("post", "/dhos/v1/encounter/merge")}  # create, merge
@@ -56,6 +59,7 @@ def test_the_routes_that_read_query_parameters_are_all_covered():
         ("get", "/dhos/v1/encounter/{encounter_id}"),
         ("get", "/dhos/v2/encounter"),
         ("get", "/dhos/v2/encounters"),
+        ("get", "/dhos/v2/encounters/changes"),
         ("get", "/dhos/v2/encounter/latest"),
         ("post", "/dhos/v2/encounter/latest"),
         ("post", "/dhos/v1/encounter/locations"),

@@ -88,7 +88,7 @@ def route(method: str, path: str, scope: str, **request: Callable[[Arranged], ob
     """A request that succeeds with a good token; `request` builds its url, params and json."""
 
     def send(client: TestClient, arranged: Arranged, headers: dict):
-        url = path.format(encounter_id=arranged.encounter, history_id=arranged.history)
+        url = path.format(encounter_id=arranged.encounter, history_id=arranged.history, version=1)
         url = request["url"](arranged) if "url" in request else url
         built = {name: build(arranged) for name, build in request.items() if name != "url"}
         return client.request(method, url, headers=headers, **built)
@@ -124,8 +124,11 @@ ROUTES = [
         },
     ),
     route("GET", "/dhos/v1/encounter/{encounter_id}/merge_history", READ_SCOPE),
+    route("GET", "/dhos/v1/encounter/{encounter_id}/history", READ_SCOPE),
+    route("GET", "/dhos/v1/encounter/{encounter_id}/history/{version}", READ_SCOPE),
     route("GET", "/dhos/v1/encounter/{encounter_id}/children", READ_SCOPE),
     route("GET", "/dhos/v2/encounters", READ_SCOPE, params=lambda a: {"modified_since": "2000-01-01"}),
+    route("GET", "/dhos/v2/encounters/changes", READ_SCOPE),
     route("GET", "/dhos/v2/encounter/latest", READ_SCOPE, params=lambda a: {"patient_id": a.patient}),
     route("POST", "/dhos/v2/encounter/latest", READ_SCOPE, json=lambda a: [a.patient]),
     route("POST", "/dhos/v1/encounter/locations", READ_SCOPE, json=lambda a: [a.location]),
