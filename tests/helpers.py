@@ -82,7 +82,7 @@ def hs_payload(**changes):
         "iss": TEST_SETTINGS.hs_issuer,
         "aud": TEST_SETTINGS.audience,
         "iat": now,
-        "exp": now + 600,
+        "exp": now + 24 * 3600,  # tokens are minted at collection: valid however long the suite runs
         "metadata": {"clinician_id": "clin-1"},
         "scope": READ_SCOPE,
     }
