@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -475,7 +476,90 @@ def bench_dataset(server: str, dataset: Dataset, options: Options, workdir: Path
                 bare = Route(route.name + NO_FRAMEWORK, route.calls, read=False)
                 with service(conninfo, workdir / "bare.log", options, BARE) as (bare_base, _):
                     results.append(measure(bare_base, bare, dataset, conn, token, options, workdir))
+        if dataset.mixed and wanted(options, FEED):
+            extras["feed"] = feed_paging(base, token)
+        if dataset.mixed and wanted(options, HISTORY_COST):
+            writes = [route for route in route_list if not route.read]
+            extras["history_cost"] = history_cost(base, writes, conn, token, options, workdir)
     return results, extras
+
+
+FEED = "feed"
+HISTORY_COST = "history cost"
+FEED_PAGE = 1_000
+KEEP_VERSION = "ALTER TABLE encounters.encounter {} TRIGGER encounter_keep_version"
+
+
+def wanted(options: Options, name: str) -> bool:
+    return not options.routes or name.startswith(options.routes)
+
+
+def feed_paging(base: str, token: str) -> dict[str, float]:
+    """A consumer paging the change feed from the beginning to `more: false`, one page of FEED_PAGE
+    after the other through the HTTP route: changes per second, and each page's time."""
+    cursor, pages, changes = None, [], 0
+    started = time.perf_counter()
+    while True:
+        query = f"?limit={FEED_PAGE}" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
+        before = time.perf_counter()
+        page = json.loads(fetch(base, Call("GET", "/dhos/v2/encounters/changes" + query, None, "", {}), token))
+        pages.append(time.perf_counter() - before)
+        changes += len(page["encounters"])
+        cursor = page["cursor"]
+        if not page["more"]:
+            break
+    seconds = time.perf_counter() - started
+    print(f"  feed: {changes:,} changes in {len(pages):,} pages, {seconds:.1f} s", flush=True)
+    p99 = sorted(pages)[int(len(pages) * 0.99)]
+    return {"changes": changes, "pages": len(pages), "seconds": seconds,
+            "p50_ms": statistics.median(pages) * 1000, "p99_ms": p99 * 1000}  # fmt: skip
+
+
+def history_cost(base: str, writes: list[Route], conn: psycopg.Connection, token: str, options: Options,
+                 workdir: Path) -> dict[str, tuple[float, float]]:  # fmt: skip
+    """Each write route's p50 (wrk, one connection) without and with the kept history (trigger
+    encounter_keep_version disabled, then enabled, on the scratch database), in alternating rounds
+    of the same run: {route: (median p50 without, median p50 with)} in ms."""
+    rounds = 2 if options.seconds <= 1 else 3
+    p50s: dict[tuple[str, bool], list[float]] = {}
+    try:
+        for _ in range(rounds):
+            for kept in (False, True):
+                conn.execute(KEEP_VERSION.format("ENABLE" if kept else "DISABLE"))
+                for route in writes:
+                    latency = wrk(base, lua_script(route, token, workdir), 1, options.seconds)
+                    p50s.setdefault((route.name, kept), []).append(latency["p50"] / 1000)
+    finally:
+        conn.execute(KEEP_VERSION.format("ENABLE"))
+    cost = {route.name: (statistics.median(p50s[route.name, False]), statistics.median(p50s[route.name, True]))
+            for route in writes}  # fmt: skip
+    for name, (without, with_history) in cost.items():
+        print(f"  history cost: {name:20} p50 {without:6.2f} ms without, {with_history:6.2f} ms with", flush=True)
+    return cost
+
+
+def extras_table(extras: dict) -> str:
+    """The feed and the history's cost per write, when measured."""
+    lines = []
+    if "feed" in extras:
+        feed = extras["feed"]
+        lines += [
+            f"change feed, pages of {FEED_PAGE:,} from the beginning to the end (HTTP, one consumer):",
+            "| changes | pages | changes/s | p50 ms per page | p99 ms per page |",
+            "|--:|--:|--:|--:|--:|",
+            f"| {feed['changes']:,} | {feed['pages']:,} | {feed['changes'] / feed['seconds']:,.0f} "
+            f"| {feed['p50_ms']:.1f} | {feed['p99_ms']:.1f} |",
+            "",
+        ]
+    if "history_cost" in extras:
+        lines += [
+            "cost per write of the kept history (trigger encounter_keep_version off/on, alternating rounds, same run):",
+            "| write | p50 ms without history | p50 ms with history | with/without |",
+            "|---|--:|--:|--:|",
+        ]
+        lines += [f"| {name} | {without:.2f} | {kept:.2f} | {kept / without:.2f} |"
+                  for name, (without, kept) in extras["history_cost"].items()]  # fmt: skip
+    return "\n".join(lines)
 
 
 NO_FRAMEWORK = ", no framework"
@@ -623,6 +707,8 @@ def main() -> None:
             extras.update(dataset_extras)
 
     print(f"\n{table(results)}\n")
+    if "feed" in extras or "history_cost" in extras:
+        print(f"{extras_table(extras)}\n")
     if "plans" in extras:
         for route, plan in extras["plans"].items():
             print(

@@ -105,6 +105,12 @@ class EncounterMerge(Body):
     message_uuid: UUID
 
 
+class EncounterMergeUndo(Body):
+    """Which merge to undo: its message."""
+
+    message_uuid: UUID
+
+
 B = TypeVar("B")
 
 

@@ -34,6 +34,7 @@ from encounters_service.models import (
     Encounter,
     EncounterCreate,
     EncounterMerge,
+    EncounterMergeUndo,
     EncounterUnlink,
     EncounterUpdate,
     EncounterVersion,
@@ -194,6 +195,28 @@ async def merge_encounters(request: Request, body: RawBody) -> Response:
     return json_response(total, headers)
 
 
+@post(
+    "/dhos/v1/encounter/merge/undo",
+    opt=WRITE,
+    status_code=200,
+    summary="Undo a merge: move the encounters it moved back",
+    description=(
+        "Every encounter the merge with this message moved goes back to the record and patient it had before, "
+        "in one transaction, with one DM000007 event each; its merge history shows the undo as an entry of its "
+        "own (the merge's message_uuid again). 404: no merge with this message; 409, nothing moved: an encounter "
+        "has moved since, or moving back would give a patient two open local encounters. "
+        'A second undo of the same merge answers {"total": 0}.'
+    ),
+    security=BEARER,
+    operation_class=documented(
+        MergeTotal, body=EncounterMergeUndo, errors=[404, 409], answer_headers=WRITTEN_POSITION_ANSWER
+    ),
+)
+async def undo_merge(request: Request, body: RawBody) -> Response:
+    [(total,)], headers = await _write(request, "writes.undo_merge", EncounterMergeUndo, body)
+    return json_response(total, headers)
+
+
 @get(
     f"{ENCOUNTER}/merge_history",
     opt=READ,
@@ -237,6 +260,7 @@ ROUTES = [
     unlink_encounter,
     update_score_system_history,
     merge_encounters,
+    undo_merge,
     merge_history,
     encounter_history,
     encounter_history_version,

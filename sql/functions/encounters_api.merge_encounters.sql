@@ -2,7 +2,8 @@
 -- A patient-record merge: body {child_record_uuid, parent_record_uuid, parent_patient_uuid,
 -- message_uuid}. Every encounter of the child record moves to the parent record and patient
 -- (modified/modified_by set); each gets one merge_history row (its previous record and patient,
--- the message, the time) and one dhos.DM000007 event. n counts the encounters this call moved.
+-- the message, the time, and the record and patient it moved to: encounters_api.undo_merge reads
+-- them) and one dhos.DM000007 event. n counts the encounters this call moved.
 --
 -- Idempotent per message: an encounter already merged by this message_uuid is not touched
 -- again, so a replay moves nothing and writes nothing. Concurrent identical merges: the patients
@@ -67,8 +68,10 @@ BEGIN
         WHERE e.uuid = m.uuid
         RETURNING e.uuid, m.patient_uuid
     )
-    INSERT INTO encounters.merge_history (encounter_uuid, record_uuid, patient_uuid, message_uuid)
-    SELECT moved_row.uuid, child_record, moved_row.patient_uuid, merge_message
+    INSERT INTO encounters.merge_history (
+        encounter_uuid, record_uuid, patient_uuid, message_uuid, parent_record_uuid, parent_patient_uuid
+    )
+    SELECT moved_row.uuid, child_record, moved_row.patient_uuid, merge_message, parent_record, parent_patient
     FROM moved_row
     ON CONFLICT (encounter_uuid, message_uuid) DO NOTHING;
 

@@ -73,7 +73,20 @@ CREATE TABLE encounters.merge_history (
     patient_uuid uuid NOT NULL,
     message_uuid uuid NOT NULL,
     merged_at timestamptz NOT NULL DEFAULT now(),
+    parent_record_uuid uuid,
+    parent_patient_uuid uuid,
     CONSTRAINT merge_history_once_per_message UNIQUE (encounter_uuid, message_uuid)
+);
+
+CREATE TABLE encounters.merge_undo (
+    encounter_uuid uuid NOT NULL,
+    message_uuid uuid NOT NULL,
+    record_uuid uuid NOT NULL,
+    patient_uuid uuid NOT NULL,
+    undone_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (encounter_uuid, message_uuid),
+    CONSTRAINT merge_undo_of_a_merge FOREIGN KEY (encounter_uuid, message_uuid)
+    REFERENCES encounters.merge_history (encounter_uuid, message_uuid)
 );
 
 CREATE TABLE encounters.outbox (

@@ -32,6 +32,8 @@ CREATE INDEX encounter_change_idx ON encounters.encounter ((coalesce(changed_xid
 
 CREATE INDEX encounter_record_idx ON encounters.encounter (patient_record_uuid);
 
+CREATE INDEX merge_history_message_idx ON encounters.merge_history (message_uuid);
+
 CREATE INDEX location_history_encounter_idx
 ON encounters.location_history (encounter_uuid, arrived_at, id);
 

@@ -76,6 +76,8 @@ COMMENT ON INDEX encounters.encounter_record_idx IS 'Encounters of a patient rec
 
 COMMENT ON INDEX encounters.encounter_change_idx IS 'The change feed: encounters in the order of the transactions that last changed them (null: 1, before 0004).';
 
+COMMENT ON INDEX encounters.merge_history_message_idx IS 'A merge''s encounters, by its message (merge undo).';
+
 COMMENT ON INDEX encounters.location_history_departure_idx IS 'Latest departure of an encounter (where a move''s stay begins).';
 
 COMMENT ON TABLE encounters.encounter_history IS
@@ -122,6 +124,23 @@ COMMENT ON COLUMN encounters.merge_history.patient_uuid IS 'Patient the encounte
 COMMENT ON COLUMN encounters.merge_history.message_uuid IS 'Merge message; a replay of the same message changes nothing.';
 
 COMMENT ON COLUMN encounters.merge_history.merged_at IS 'When the merge happened.';
+
+COMMENT ON COLUMN encounters.merge_history.parent_record_uuid IS
+'Patient record the merge moved the encounter to; null for merges recorded before migration 0007.';
+
+COMMENT ON COLUMN encounters.merge_history.parent_patient_uuid IS
+'Patient the merge moved the encounter to; null for merges recorded before migration 0007.';
+
+COMMENT ON TABLE encounters.merge_undo IS
+'Merges undone, per encounter moved back: the record and patient it had before the undo (encounters_api.undo_merge).';
+
+COMMENT ON COLUMN encounters.merge_undo.message_uuid IS 'The message of the merge undone (its merge_history row).';
+
+COMMENT ON COLUMN encounters.merge_undo.record_uuid IS 'Patient record the encounter belonged to before the undo.';
+
+COMMENT ON COLUMN encounters.merge_undo.patient_uuid IS 'Patient the encounter belonged to before the undo.';
+
+COMMENT ON COLUMN encounters.merge_undo.undone_at IS 'When the merge was undone.';
 
 COMMENT ON TABLE encounters.outbox IS 'Messages for the platform, written in the transaction of the change; the relay publishes them to RabbitMQ.';
 
