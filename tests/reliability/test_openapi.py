@@ -175,4 +175,5 @@ def test_the_written_position_header_is_documented_where_it_applies():
         "DELETE /dhos/v1/encounter/{encounter_id}",
         "PATCH /dhos/v1/score_system_history/{history_id}",
         "POST /dhos/v1/encounter/merge",
+        "POST /dhos/v1/encounter/merge/undo",
     }
