@@ -62,7 +62,11 @@ COMMENT ON INDEX encounters.encounter_parent_idx IS 'Children of an encounter.';
 
 COMMENT ON INDEX encounters.encounter_record_idx IS 'Encounters of a patient record (record merge).';
 
+COMMENT ON INDEX encounters.encounter_location_idx IS 'Non-deleted encounters per current location, children included (FHIR search by location).';
+
 COMMENT ON INDEX encounters.location_history_departure_idx IS 'Latest departure of an encounter (where a move''s stay begins).';
+
+COMMENT ON INDEX encounters.location_history_location_idx IS 'Encounters that stayed at a location before their current one (FHIR search by location).';
 
 COMMENT ON TABLE encounters.location_history IS 'Where an encounter has been before its current location, one row per stay at a location.';
 

@@ -1,0 +1,24 @@
+-- 0005 FHIR search: indexes for Encounter?location=… (GET /fhir/R4/Encounter, api/fhir.py).
+--
+-- depends: 0003.history-growth
+--
+-- Purpose: FHIR's `location` search matches an encounter at any of its locations, the current
+-- one or one in its location history (Encounter.location.location), children included; the
+-- census index encounter_location_current_idx holds only top-level encounters, and the history
+-- had no index by location. encounter_location_idx finds the encounters whose current location
+-- is one of the searched ones, location_history_location_idx those that stayed there before.
+-- Locks: each CREATE INDEX takes SHARE on its table (writes to it wait) while it builds: about
+-- a second per million rows on this kind of machine.
+-- Rollback: 0005.fhir-search.rollback.sql drops both indexes.
+-- Lint: the indexes are built in the migration's transaction (yoyo runs each file in one), so
+-- they cannot be CONCURRENTLY.
+-- squawk-ignore-file require-concurrent-index-creation
+
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '300s';
+
+CREATE INDEX encounter_location_idx ON encounters.encounter (location_uuid) WHERE deleted_at IS NULL;
+COMMENT ON INDEX encounters.encounter_location_idx IS 'Non-deleted encounters per current location, children included (FHIR search by location).';
+
+CREATE INDEX location_history_location_idx ON encounters.location_history (location_uuid, encounter_uuid);
+COMMENT ON INDEX encounters.location_history_location_idx IS 'Encounters that stayed at a location before their current one (FHIR search by location).';
