@@ -25,7 +25,7 @@ READ_SCOPE = "read:send_encounter"
 WRITE_SCOPE = "write:send_encounter"
 SCOPES = frozenset({READ_SCOPE, WRITE_SCOPE})
 # What the /fhir/R4 routes require (api/fhir.py): never a scope of a token itself, but granted by
-# READ_SCOPE or by a SMART on FHIR scope (smart_grants).
+# READ_SCOPE or by a SMART on FHIR scope (smart_grants; the Caller keeps those scopes too).
 FHIR_READ = "fhir:Encounter.read"
 FHIR_SEARCH = "fhir:Encounter.search"
 # SMART App Launch scopes that grant reading Encounters without a patient in context: v1
@@ -146,7 +146,8 @@ class Caller:
         ids = {name: value for name in ID_CLAIMS if (value := _id(claims, name)) is not None}
         kept = ids | ({"can_edit_ews": True} if claims.get("can_edit_ews") is True else {})
         caller_id = next(iter(ids.values()), "unknown")
-        return cls(id=caller_id, scopes=scopes & SCOPES | smart_grants(scopes), claims=MappingProxyType(kept))
+        smart = {scope for scope in scopes if _SMART_SCOPE.fullmatch(scope)}
+        return cls(id=caller_id, scopes=scopes & SCOPES | smart, claims=MappingProxyType(kept))
 
     @property
     def can_edit_ews(self) -> bool:
@@ -295,7 +296,7 @@ def _caller(payload: Mapping[str, Any], metadata_claim: str) -> Caller:
 def require(caller: Caller, scope: str, *, claim: str | None = None) -> None:
     """Raise a 403 AuthError unless the caller has `scope` (and, if given, `claim`: one the Caller
     keeps, an id claim that is a non-empty string or can_edit_ews that is true)."""
-    if scope not in caller.scopes:
+    if scope not in caller.scopes and scope not in smart_grants(caller.scopes):
         raise AuthError.forbidden(_SCOPE_MESSAGES.get(scope, f"missing scope '{scope}'"))
     if claim is not None and not caller.claims.get(claim):
         raise AuthError.forbidden(_CLAIM_MESSAGES.get(claim, f"missing claim '{claim}'"))

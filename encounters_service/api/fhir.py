@@ -21,12 +21,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.enums import ParamType
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Parameter, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Parameter, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import FromPath
 
@@ -35,6 +36,7 @@ from encounters_service.auth import FHIR_READ, FHIR_SEARCH
 from encounters_service.errors import FHIR_JSON
 
 BASE = "/fhir/R4"
+FORM = "application/x-www-form-urlencoded"
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
 CAPABILITY_DATE = "2026-12-01"  # when the CapabilityStatement below last changed
@@ -458,10 +460,11 @@ _OUTCOME_SCHEMA = {
 
 
 def fhir_documented(
-    resource: str, errors: Iterable[int], parameters: Mapping[str, str] | None = None
+    resource: str, errors: Iterable[int], parameters: Mapping[str, str] | None = None, *, form: bool = False
 ) -> type[Operation]:
     """An Operation class for a /fhir route: `resource` on success, an OperationOutcome for each
-    error status, and the query parameters it reads itself ({name: description})."""
+    error status, the query parameters it reads itself ({name: description}), and with `form` the
+    same parameters as a form body."""
 
     @dataclass
     class FhirOperation(Operation):
@@ -484,6 +487,12 @@ def fhir_documented(
                 )
                 for name, text in documented.items()
             ]
+            if form:
+                fields = {name: {"type": "string", "description": text} for name, text in documented.items()}
+                self.request_body = RequestBody(
+                    content={FORM: OpenAPIMediaType(schema={"type": "object", "properties": fields})},  # type: ignore[arg-type]
+                    required=False,
+                )
             statuses = sorted({400, 406, 414, *errors} | ({401, 403, 503} if self.security else set()))
             self.responses = {
                 "200": OpenAPIResponse(description="OK", content={FHIR_JSON: OpenAPIMediaType(schema=schema)}),  # type: ignore[arg-type]
@@ -526,18 +535,18 @@ async def metadata(request: Request) -> Response:
 
 
 @get(
-    f"{BASE}/Encounter/{{encounter_id:str}}",
+    f"{BASE}/Encounter/{{encounter_id:uuid}}",
     opt=FHIR_READ_ROUTE,
     summary="FHIR Encounter by id",
     security=BEARER,
     operation_class=fhir_documented("Encounter", [404, 410]),
 )
-async def read_encounter(request: Request, encounter_id: FromPath[str]) -> Response:
+async def read_encounter(request: Request, encounter_id: FromPath[UUID]) -> Response:
+    """An id that is not a canonical uuid is a 404 before the token is looked at, as on every route
+    (api/common.py: the path must be spelled as its route)."""
     pairs = _pairs(request.scope["query_string"])
     _check_names(pairs, frozenset({"_format"}))
     _negotiate(request, pairs)
-    if not _CANONICAL_UUID.fullmatch(encounter_id):
-        raise NotFoundException(f"Encounter/{encounter_id} is not known here (ids on this server are UUIDs)")
     rows = await database(request).rows(
         "fhir.encounter",
         encounter_id=encounter_id,
@@ -568,12 +577,12 @@ async def search_encounters(request: Request) -> Response:
     status_code=200,
     summary="FHIR Encounter search, parameters in a form",
     security=BEARER,
-    operation_class=fhir_documented("Bundle", [408, 413, 415], _SEARCH_DOCS),
+    operation_class=fhir_documented("Bundle", [408, 413, 415], _SEARCH_DOCS, form=True),
 )
 async def search_encounters_by_form(request: Request) -> Response:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     body = await request.body()
-    if body and media_type != "application/x-www-form-urlencoded":
+    if body and media_type != FORM:
         raise HTTPException(
             status_code=415, detail="POST _search takes its parameters as a form (application/x-www-form-urlencoded)"
         )

@@ -1,4 +1,4 @@
--- encounters_api.fhir_encounter(e, epr_identifier_system) → jsonb
+-- encounters_api.fhir_encounter(e, epr_identifier_system, document) → jsonb
 -- One encounter as a FHIR R4 Encounter resource (the service's /fhir/R4 routes answer it; an
 -- analyst can select it straight from the table). The mapping, and why (docs/api.md "FHIR"):
 -- - id: the uuid; meta.lastUpdated: modified.
@@ -18,12 +18,16 @@
 --   score-system-change, one per score system history entry, oldest first, with the
 --   extensions uuid, changedTime, scoreSystem, previousScoreSystem, spo2Scale,
 --   previousSpo2Scale, createdBy, changedBy (those with a value).
--- The histories come from the stored document (encounter.document, kept current by trigger;
--- rendered here only if missing), as the full form's do: no history rows are read.
+-- The histories come from `document`, the encounter's full form: the query files pass the stored
+-- one (encounter.document, kept current by trigger), so that no history rows are read; without
+-- it (null) the full form is rendered from the tables. (The column is not read here: this file is
+-- also applied to a schema rolled back to before it.)
 -- Example:
---   psql "$PGURL" -c "SELECT encounters_api.fhir_encounter(e, 'urn:example:epr') FROM encounters.encounter AS e LIMIT 1"
+--   psql "$PGURL" -c "SELECT encounters_api.fhir_encounter(e, 'urn:example:epr', e.document) FROM encounters.encounter AS e LIMIT 1"
 -- requires: encounters_api.iso_utc, encounters_api.encounter_json, encounters_api.fhir_extension
-CREATE OR REPLACE FUNCTION encounters_api.fhir_encounter(e encounters.encounter, epr_identifier_system text)
+CREATE OR REPLACE FUNCTION encounters_api.fhir_encounter(
+    e encounters.encounter, epr_identifier_system text, document json DEFAULT NULL
+)
 RETURNS jsonb
 LANGUAGE sql
 STABLE
@@ -137,7 +141,7 @@ BEGIN ATOMIC
         SELECT
             'http://encounters-service/fhir/StructureDefinition/' AS url,
             '{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode"}'::jsonb AS act_code,
-            coalesce(e.document, encounters_api.encounter_json(e)::json) AS document,
+            coalesce(document, encounters_api.encounter_json(e)::json) AS document,
             CASE
                 WHEN e.deleted_at IS NOT NULL THEN 'entered-in-error'
                 WHEN e.discharged_at IS NOT NULL THEN 'finished'
@@ -146,5 +150,6 @@ BEGIN ATOMIC
     ) AS d;
 END;
 
-COMMENT ON FUNCTION encounters_api.fhir_encounter(encounters.encounter, text) IS
-'One encounter as a FHIR R4 Encounter resource (jsonb); epr_identifier_system is the system of its EPR identifier.';
+COMMENT ON FUNCTION encounters_api.fhir_encounter(encounters.encounter, text, json) IS
+'One encounter as a FHIR R4 Encounter resource (jsonb); epr_identifier_system is the system of its EPR identifier, '
+'document its full form (the stored one; null: rendered from the tables).';

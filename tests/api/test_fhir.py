@@ -85,7 +85,7 @@ def test_read_answers_the_resource_sql_builds(client, db):
     encounter = insert_encounter(db, epr_encounter_id="EPR-9")
     resource = fhir_get(client, f"/Encounter/{encounter}")
     (expected,) = db.execute(
-        "SELECT encounters_api.fhir_encounter(e, %s) FROM encounters.encounter AS e WHERE e.uuid = %s",
+        "SELECT encounters_api.fhir_encounter(e, %s, e.document) FROM encounters.encounter AS e WHERE e.uuid = %s",
         [TEST_SETTINGS.fhir_epr_identifier_system, encounter],
     ).fetchone()
     assert resource == json.loads(expected)
@@ -368,9 +368,13 @@ def test_bad_parameters_are_400_invalid(client, params, message):
     assert diagnostics.startswith(message), diagnostics
 
 
-def test_a_result_parameter_given_twice_is_400(client):
-    response = client.get(f"{BASE}/Encounter", params=[("_count", "1"), ("_count", "2")], headers=auth())
-    assert outcome(checked(response, 400)) == ("invalid", "parameter(s) given more than once: _count")
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("_count", "1"), ("_sort", "date"), ("_summary", "count"), ("_total", "accurate"), ("_format", "json")],
+)
+def test_a_result_parameter_given_twice_is_400(client, name, value):
+    response = client.get(f"{BASE}/Encounter", params=[(name, value), (name, value)], headers=auth())
+    assert outcome(checked(response, 400)) == ("invalid", f"parameter(s) given more than once: {name}")
 
 
 def test_post_search_takes_a_form_only(client):

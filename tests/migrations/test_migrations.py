@@ -15,7 +15,7 @@ import pytest
 
 from encounters_service import migrate
 from encounters_service.embedded import find_bindir
-from encounters_service.settings import SQL_DIR
+from encounters_service.settings import MIGRATIONS_DIR, SQL_DIR
 from tests.conftest import create_database, drop_database, stale_documents
 
 SCHEMA_FILES = sorted((SQL_DIR / "schema").glob("*.sql"))
@@ -164,7 +164,8 @@ def test_rolling_back_the_document_column_keeps_the_service_working(empty_databa
     patient = uuid.uuid4()
     with psycopg.connect(empty_database) as conn:
         _insert(conn, patient)
-    assert migrate.rollback(empty_database, steps=2) == ["0003.history-growth", "0002.encounter-document"]
+    newer = len(list(MIGRATIONS_DIR.glob("*.rollback.sql"))) - 1  # every migration after 0001
+    assert migrate.rollback(empty_database, steps=newer)[-2:] == ["0003.history-growth", "0002.encounter-document"]
     with psycopg.connect(empty_database) as conn:
         [(latest,)] = conn.execute(
             "select count(*) from encounters_api.latest_encounter(%s, null, 'infinity')", [patient]

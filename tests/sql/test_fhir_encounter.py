@@ -19,7 +19,7 @@ EXTENSION = "http://encounters-service/fhir/StructureDefinition/"
 
 def fhir(db: psycopg.Connection, encounter_uuid: str) -> dict:
     (resource,) = db.execute(
-        "SELECT encounters_api.fhir_encounter(e, %s) FROM encounters.encounter AS e WHERE e.uuid = %s",
+        "SELECT encounters_api.fhir_encounter(e, %s, e.document) FROM encounters.encounter AS e WHERE e.uuid = %s",
         [SYSTEM, encounter_uuid],
     ).fetchone()
     parsed = json.loads(resource)
@@ -168,8 +168,7 @@ def test_it_renders_without_a_stored_document_the_same(db):
     created = create(db, location_history=[{"location_uuid": str(uuid.uuid4())}])
     stored = fhir(db, created["uuid"])
     (unstored,) = db.execute(
-        "SELECT encounters_api.fhir_encounter(jsonb_populate_record(e, '{\"document\": null}'), %s)"
-        " FROM encounters.encounter AS e WHERE e.uuid = %s",
+        "SELECT encounters_api.fhir_encounter(e, %s) FROM encounters.encounter AS e WHERE e.uuid = %s",
         [SYSTEM, created["uuid"]],
     ).fetchone()
     assert json.loads(unstored) == stored

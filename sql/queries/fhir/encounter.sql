@@ -13,7 +13,7 @@
 SELECT
     e.deleted_at IS NOT NULL AS deleted,
     CASE
-        WHEN e.deleted_at IS NULL THEN encounters_api.fhir_encounter(e, :'epr_identifier_system'::text)
+        WHEN e.deleted_at IS NULL THEN encounters_api.fhir_encounter(e, :'epr_identifier_system'::text, e.document)
     END AS resource
 FROM encounters.encounter AS e
 WHERE e.uuid = :'encounter_id'::uuid;

@@ -48,6 +48,7 @@
 WITH matched AS NOT MATERIALIZED (
     SELECT
         e AS encounter,
+        e.document,
         e.uuid,
         CASE :'sort'::text
             WHEN 'date' THEN e.admitted_at
@@ -115,6 +116,7 @@ WITH matched AS NOT MATERIALIZED (
 page AS (
     SELECT
         m.encounter,
+        m.document,
         m.uuid,
         m.sort_key,
         row_number() OVER (
@@ -166,7 +168,7 @@ SELECT
             THEN jsonb_build_object('entry', jsonb_agg(
                 jsonb_build_object(
                     'fullUrl', :'base_url'::text || '/Encounter/' || p.uuid,
-                    'resource', encounters_api.fhir_encounter(p.encounter, :'epr_identifier_system'::text),
+                    'resource', encounters_api.fhir_encounter(p.encounter, :'epr_identifier_system'::text, p.document),
                     'search', jsonb_build_object('mode', 'match')
                 ) ORDER BY p.n
             ) FILTER (WHERE p.n <= :'count'::integer))
