@@ -377,6 +377,13 @@ def test_a_result_parameter_given_twice_is_400(client, name, value):
     assert outcome(checked(response, 400)) == ("invalid", f"parameter(s) given more than once: {name}")
 
 
-def test_post_search_takes_a_form_only(client):
+def test_post_search_takes_a_form_only_of_at_most_1_mib(client):
     response = client.post(f"{BASE}/Encounter/_search", json={"status": "finished"}, headers=auth())
     assert outcome(checked(response, 415))[0] == "not-supported"
+    response = client.post(f"{BASE}/Encounter/_search", content=b"text/plain", headers=auth())
+    assert outcome(checked(response, 415))[0] == "not-supported"
+    large = {"identifier": "x" * 1024 * 1024}
+    assert outcome(checked(client.post(f"{BASE}/Encounter/_search", data=large, headers=auth()), 413)) == (
+        "too-costly",
+        "Request Entity Too Large",
+    )

@@ -44,8 +44,8 @@ def test_every_route_documents_its_answers_body_and_security(path, method, opera
             assert answer["content"][media_type]["schema"]["required"] == sorted(error_keys(path), reverse=True)
     secured = path.startswith("/dhos/") or (fhir and path != "/fhir/R4/metadata")
     assert operation.get("security") == ([{"bearer": []}] if secured else None)
-    if method in ("post", "patch", "delete") and fhir:
-        assert operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]["type"] == "object"
+    if fhir:  # POST _search's form is described in words (api/fhir.py fhir_documented)
+        assert "requestBody" not in operation
     elif method in ("post", "patch", "delete"):
         body = operation["requestBody"]["content"]["application/json"]["schema"]
         assert body.get("additionalProperties") is False or body["type"] == "array"
