@@ -47,8 +47,6 @@
 --     -v base_url=http://localhost/fhir/R4 -v epr_identifier_system=urn:example:epr -f sql/queries/fhir/search.sql
 WITH matched AS NOT MATERIALIZED (
     SELECT
-        e AS encounter,
-        e.document,
         e.uuid,
         CASE :'sort'::text
             WHEN 'date' THEN e.admitted_at
@@ -68,17 +66,17 @@ WITH matched AS NOT MATERIALIZED (
             cardinality(:'statuses'::text[]) = 0
             OR CASE WHEN e.discharged_at IS NULL THEN 'in-progress' ELSE 'finished' END = ANY(:'statuses'::text[])
         )
+        -- location: at one of them now, or before. The encounters that were there before are looked
+        -- up once (an array, not a subquery per row), so that both tests are index conditions
+        -- (a BitmapOr of encounter_location_idx and the primary key).
         AND (
             cardinality(:'locations'::uuid[]) = 0
-            OR e.uuid IN (
-                SELECT c.uuid
-                FROM encounters.encounter AS c
-                WHERE c.location_uuid = ANY(:'locations'::uuid[]) AND c.deleted_at IS NULL
-                UNION
-                SELECT h.encounter_uuid
+            OR (e.location_uuid = ANY(:'locations'::uuid[]) AND e.deleted_at IS NULL)
+            OR e.uuid = ANY((
+                SELECT array_agg(h.encounter_uuid)
                 FROM encounters.location_history AS h
                 WHERE h.location_uuid = ANY(:'locations'::uuid[])
-            )
+            )::uuid[])
         )
         AND (
             cardinality(:'location_groups'::text[]) < 2
@@ -112,28 +110,41 @@ WITH matched AS NOT MATERIALIZED (
         )
 ),
 
--- The page and one more match, which says whether there is a next page.
+-- The page and one more match, which says whether there is a next page: only the keys, so that
+-- what is sorted is small (the page's encounters are read again to be rendered). By default the
+-- keyset test is on uuid alone, an index condition: a page starts where the last one ended.
 page AS (
     SELECT
-        m.encounter,
-        m.document,
         m.uuid,
-        m.sort_key,
-        row_number() OVER (
-            ORDER BY
-                (CASE WHEN NOT :'descending'::boolean THEN m.sort_key END) ASC,
-                (CASE WHEN :'descending'::boolean THEN m.sort_key END) DESC,
-                (CASE WHEN NOT :'descending'::boolean THEN m.uuid END) ASC,
-                (CASE WHEN :'descending'::boolean THEN m.uuid END) DESC
-        ) AS n
+        m.sort_key
     FROM matched AS m
     WHERE
         CASE
+            WHEN :'sort'::text = '' AND :'descending'::boolean THEN m.uuid < :'after_uuid'::uuid
+            WHEN :'sort'::text = '' THEN m.uuid > :'after_uuid'::uuid
             WHEN :'descending'::boolean THEN (m.sort_key, m.uuid) < (:'after_key'::timestamptz, :'after_uuid'::uuid)
             ELSE (m.sort_key, m.uuid) > (:'after_key'::timestamptz, :'after_uuid'::uuid)
         END
-    ORDER BY n
+    ORDER BY
+        (CASE WHEN NOT :'descending'::boolean THEN m.sort_key END) ASC,
+        (CASE WHEN :'descending'::boolean THEN m.sort_key END) DESC,
+        (CASE WHEN NOT :'descending'::boolean THEN m.uuid END) ASC,
+        (CASE WHEN :'descending'::boolean THEN m.uuid END) DESC
     LIMIT :'count'::integer + 1
+),
+
+numbered AS (
+    SELECT
+        p.uuid,
+        p.sort_key,
+        row_number() OVER (
+            ORDER BY
+                (CASE WHEN NOT :'descending'::boolean THEN p.sort_key END) ASC,
+                (CASE WHEN :'descending'::boolean THEN p.sort_key END) DESC,
+                (CASE WHEN NOT :'descending'::boolean THEN p.uuid END) ASC,
+                (CASE WHEN :'descending'::boolean THEN p.uuid END) DESC
+        ) AS n
+    FROM page AS p
 )
 
 SELECT
@@ -168,10 +179,17 @@ SELECT
             THEN jsonb_build_object('entry', jsonb_agg(
                 jsonb_build_object(
                     'fullUrl', :'base_url'::text || '/Encounter/' || p.uuid,
-                    'resource', encounters_api.fhir_encounter(p.encounter, :'epr_identifier_system'::text, p.document),
+                    'resource', r.resource,
                     'search', jsonb_build_object('mode', 'match')
                 ) ORDER BY p.n
             ) FILTER (WHERE p.n <= :'count'::integer))
         ELSE '{}'::jsonb
     END AS bundle
-FROM page AS p;
+FROM numbered AS p
+LEFT JOIN LATERAL (
+    SELECT f.resource
+    FROM encounters.encounter AS e
+    CROSS JOIN
+        LATERAL encounters_api.fhir_encounter_document(e, :'epr_identifier_system'::text, e.document) AS f (resource)
+    WHERE e.uuid = p.uuid AND p.n <= :'count'::integer
+) AS r ON TRUE;
