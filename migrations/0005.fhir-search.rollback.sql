@@ -6,5 +6,6 @@
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '60s';
 
+DROP INDEX encounters.encounter_open_idx;
 DROP INDEX encounters.location_history_location_idx;
 DROP INDEX encounters.encounter_location_idx;

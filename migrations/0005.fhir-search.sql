@@ -6,10 +6,12 @@
 -- one or one in its location history (Encounter.location.location), children included; the
 -- census index encounter_location_current_idx holds only top-level encounters, and the history
 -- had no index by location. encounter_location_idx finds the encounters whose current location
--- is one of the searched ones, location_history_location_idx those that stayed there before.
+-- is one of the searched ones, location_history_location_idx those that stayed there before, and
+-- encounter_open_idx which of those are still in progress (an admissions ward sees most patients
+-- pass: at 1M encounters, 112,560 stays there before, of 12,500 open encounters).
 -- Locks: each CREATE INDEX takes SHARE on its table (writes to it wait) while it builds: about
 -- a second per million rows on this kind of machine.
--- Rollback: 0005.fhir-search.rollback.sql drops both indexes.
+-- Rollback: 0005.fhir-search.rollback.sql drops the three indexes.
 -- Lint: the indexes are built in the migration's transaction (yoyo runs each file in one), so
 -- they cannot be CONCURRENTLY.
 -- squawk-ignore-file require-concurrent-index-creation
@@ -22,3 +24,6 @@ COMMENT ON INDEX encounters.encounter_location_idx IS 'Non-deleted encounters pe
 
 CREATE INDEX location_history_location_idx ON encounters.location_history (location_uuid, encounter_uuid);
 COMMENT ON INDEX encounters.location_history_location_idx IS 'Encounters that stayed at a location before their current one (FHIR search by location).';
+
+CREATE INDEX encounter_open_idx ON encounters.encounter (uuid) WHERE discharged_at IS NULL AND deleted_at IS NULL;
+COMMENT ON INDEX encounters.encounter_open_idx IS 'Open encounters (FHIR search by location and status in-progress: those that stayed there before).';

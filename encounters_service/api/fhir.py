@@ -372,10 +372,10 @@ def _cursor(text: str | None, sort: str, descending: bool) -> tuple[object, str]
         raise ValidationException("_cursor is not a cursor of this search: follow the next link as it is") from None
 
 
-def search_parameters(request: Request, pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """The parameters of sql/queries/fhir/search.sql for a search given as `pairs`."""
+def search_parameters(pairs: list[tuple[str, str]], base: str, epr_identifier_system: str) -> dict[str, Any]:
+    """The parameters of sql/queries/fhir/search.sql for a search given as `pairs`, on the FHIR
+    base URL `base` (a 400 for a parameter that is unknown or malformed)."""
     _check_names(pairs, SEARCH_NAMES)
-    _negotiate(request, pairs)
     single = dict(pairs)
     summary = single.get("_summary", "false")
     if summary not in ("false", "count"):
@@ -405,9 +405,8 @@ def search_parameters(request: Request, pairs: list[tuple[str, str]]) -> dict[st
             f"status must be among {', '.join(sorted(STATUSES))}, got {', '.join(map(repr, unknown_statuses))}"
         )
     statuses = _one_of_each(status_groups)
-    epr_ids, with_epr_id = _identifiers(pairs, request.app.state.settings.fhir_epr_identifier_system)
+    epr_ids, with_epr_id = _identifiers(pairs, epr_identifier_system)
     dates, updated = _dates("date", pairs), _dates("_lastUpdated", pairs)
-    base = _base_url(request)
     shown = [(name, value) for name, value in pairs if name not in ("_count", "_cursor")] + [("_count", str(count))]
     return {
         "ids": sorted(ids or ()),
@@ -436,12 +435,13 @@ def search_parameters(request: Request, pairs: list[tuple[str, str]]) -> dict[st
         "self_url": f"{base}/Encounter?{urlencode(shown + [(n, v) for n, v in pairs if n == '_cursor'])}",
         "next_url": f"{base}/Encounter?{urlencode(shown)}&_cursor=",
         "base_url": base,
-        "epr_identifier_system": request.app.state.settings.fhir_epr_identifier_system,
+        "epr_identifier_system": epr_identifier_system,
     }
 
 
 async def _search(request: Request, pairs: list[tuple[str, str]]) -> Response:
-    params = search_parameters(request, pairs)
+    params = search_parameters(pairs, _base_url(request), request.app.state.settings.fhir_epr_identifier_system)
+    _negotiate(request, pairs)
     async with request.app.state.read_gate.slot(caller_of(request).id):  # a heavy read (api/read_gate.py)
         bundle = await database(request).value("fhir.search", **params)
     return fhir_response(bundle)

@@ -32,6 +32,8 @@ CREATE INDEX encounter_record_idx ON encounters.encounter (patient_record_uuid);
 
 CREATE INDEX encounter_location_idx ON encounters.encounter (location_uuid) WHERE deleted_at IS NULL;
 
+CREATE INDEX encounter_open_idx ON encounters.encounter (uuid) WHERE discharged_at IS NULL AND deleted_at IS NULL;
+
 CREATE INDEX location_history_encounter_idx
 ON encounters.location_history (encounter_uuid, arrived_at, id);
 

@@ -64,6 +64,8 @@ COMMENT ON INDEX encounters.encounter_record_idx IS 'Encounters of a patient rec
 
 COMMENT ON INDEX encounters.encounter_location_idx IS 'Non-deleted encounters per current location, children included (FHIR search by location).';
 
+COMMENT ON INDEX encounters.encounter_open_idx IS 'Open encounters (FHIR search by location and status in-progress: those that stayed there before).';
+
 COMMENT ON INDEX encounters.location_history_departure_idx IS 'Latest departure of an encounter (where a move''s stay begins).';
 
 COMMENT ON INDEX encounters.location_history_location_idx IS 'Encounters that stayed at a location before their current one (FHIR search by location).';

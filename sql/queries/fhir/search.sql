@@ -62,20 +62,21 @@ WITH matched AS NOT MATERIALIZED (
         AND (cardinality(:'part_of'::uuid[]) = 0 OR e.child_of_encounter_uuid = ANY(:'part_of'::uuid[]))
         AND (cardinality(:'epr_ids'::text[]) = 0 OR e.epr_encounter_id = ANY(:'epr_ids'::text[]))
         AND (NOT :'with_epr_id'::boolean OR e.epr_encounter_id IS NOT NULL)
-        AND (
-            cardinality(:'statuses'::text[]) = 0
-            OR CASE WHEN e.discharged_at IS NULL THEN 'in-progress' ELSE 'finished' END = ANY(:'statuses'::text[])
-        )
-        -- location: at one of them now, or before. The encounters that were there before are looked
-        -- up once (an array, not a subquery per row), so that both tests are index conditions
-        -- (a BitmapOr of encounter_location_idx and the primary key).
+        AND encounters_api.fhir_status_matches(e.discharged_at, :'statuses'::text[])
+        -- location: at one of them now, or before. The encounters that were there before (and have
+        -- a status asked for: in progress, a few of them) are looked up once, as an array, so that
+        -- both tests are index conditions (a BitmapOr of encounter_location_idx and the primary key).
         AND (
             cardinality(:'locations'::uuid[]) = 0
             OR (e.location_uuid = ANY(:'locations'::uuid[]) AND e.deleted_at IS NULL)
             OR e.uuid = ANY((
-                SELECT array_agg(h.encounter_uuid)
+                SELECT array_agg(o.uuid)
                 FROM encounters.location_history AS h
-                WHERE h.location_uuid = ANY(:'locations'::uuid[])
+                INNER JOIN encounters.encounter AS o ON h.encounter_uuid = o.uuid
+                WHERE
+                    h.location_uuid = ANY(:'locations'::uuid[])
+                    AND o.deleted_at IS NULL
+                    AND encounters_api.fhir_status_matches(o.discharged_at, :'statuses'::text[])
             )::uuid[])
         )
         AND (
