@@ -10,6 +10,8 @@ PostgreSQL builds every resource and Bundle (encounters_api.fhir_encounter); thi
 the FHIR search parameters into that query's parameters, strictly: an unknown parameter, modifier
 or value is a 400, never ignored. Errors are OperationOutcome resources (errors.py, for /fhir paths).
 Tokens: READ_SCOPE, or a SMART scope that grants Encounter read or search (auth.smart_grants).
+These routes read the primary (they are not in api/read_routing.py's table), and a search is a
+heavy read (api/read_gate.py). No _history yet: it needs the encounters' versions.
 """
 
 from __future__ import annotations
