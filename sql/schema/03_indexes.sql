@@ -30,7 +30,7 @@ WHERE child_of_encounter_uuid IS NOT NULL;
 
 CREATE INDEX encounter_record_idx ON encounters.encounter (patient_record_uuid);
 
-CREATE INDEX encounter_location_idx ON encounters.encounter (location_uuid) WHERE deleted_at IS NULL;
+CREATE INDEX encounter_location_idx ON encounters.encounter (location_uuid);
 
 CREATE INDEX encounter_open_idx ON encounters.encounter (uuid) WHERE discharged_at IS NULL AND deleted_at IS NULL;
 

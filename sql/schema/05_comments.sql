@@ -62,7 +62,7 @@ COMMENT ON INDEX encounters.encounter_parent_idx IS 'Children of an encounter.';
 
 COMMENT ON INDEX encounters.encounter_record_idx IS 'Encounters of a patient record (record merge).';
 
-COMMENT ON INDEX encounters.encounter_location_idx IS 'Non-deleted encounters per current location, children included (FHIR search by location).';
+COMMENT ON INDEX encounters.encounter_location_idx IS 'Encounters per current location, children and deleted ones included (FHIR search by location).';
 
 COMMENT ON INDEX encounters.encounter_open_idx IS 'Open encounters (FHIR search by location and status in-progress: those that stayed there before).';
 
