@@ -7,6 +7,7 @@ Data is arranged with SQL inserts (tests/queries/arrange.py), not through the wr
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,8 +18,11 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from litestar.testing import TestClient
 
+from encounters_service.app import create_app
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE
+from tests.conftest import template_clone
 from tests.helpers import TEST_SETTINGS, auth
 from tests.queries.arrange import (
     WARD_A,
@@ -61,6 +65,13 @@ def outcome(resource: dict) -> tuple[str, str]:
     return issue["code"], issue["diagnostics"]
 
 
+@pytest.fixture(scope="module")
+def unwritten(pg_server, template_conninfo) -> Iterator[TestClient]:
+    """One app on one empty database for the tests that write nothing (a clone per test costs more)."""
+    with template_clone(pg_server) as conninfo, TestClient(create_app(TEST_SETTINGS, conninfo)) as test_client:
+        yield test_client
+
+
 def next_link(bundle: dict) -> str | None:
     return next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
 
@@ -68,8 +79,8 @@ def next_link(bundle: dict) -> str | None:
 # --- metadata and read ------------------------------------------------------------------------
 
 
-def test_metadata_needs_no_token_and_lists_exactly_what_is_supported(client):
-    statement = fhir_get(client, "/metadata", headers={})
+def test_metadata_needs_no_token_and_lists_exactly_what_is_supported(unwritten):
+    statement = fhir_get(unwritten, "/metadata", headers={})
     assert statement["fhirVersion"] == "4.0.1"
     [rest] = statement["rest"]
     [resource] = rest["resource"]
@@ -163,11 +174,11 @@ def test_other_scopes_are_refused_as_security_outcomes(client, db, scope, read, 
         )
 
 
-def test_without_a_token_login_and_dhos_routes_keep_their_message(client):
-    response = client.get(f"{BASE}/Encounter")
+def test_without_a_token_login_and_dhos_routes_keep_their_message(unwritten):
+    response = unwritten.get(f"{BASE}/Encounter")
     assert response.headers["www-authenticate"] == "Bearer"
     assert outcome(checked(response, 401)) == ("login", "missing Authorization header")
-    assert client.get("/dhos/v2/encounter/latest").json() == {"message": "missing Authorization header"}
+    assert unwritten.get("/dhos/v2/encounter/latest").json() == {"message": "missing Authorization header"}
 
 
 # --- search -----------------------------------------------------------------------------------
@@ -362,8 +373,8 @@ def test_count_is_capped_and_shown_in_the_links(client, db):
         ({"_sort": "date", "_cursor": "i2126393f-c86b-4bf2-9f68-42bb03a7b68a"}, "_cursor is not a cursor"),
     ],
 )
-def test_bad_parameters_are_400_invalid(client, params, message):
-    code, diagnostics = outcome(search(client, expect=400, **params))
+def test_bad_parameters_are_400_invalid(unwritten, params, message):
+    code, diagnostics = outcome(search(unwritten, expect=400, **params))
     assert code == "invalid"
     assert diagnostics.startswith(message), diagnostics
 
@@ -372,18 +383,18 @@ def test_bad_parameters_are_400_invalid(client, params, message):
     ("name", "value"),
     [("_count", "1"), ("_sort", "date"), ("_summary", "count"), ("_total", "accurate"), ("_format", "json")],
 )
-def test_a_result_parameter_given_twice_is_400(client, name, value):
-    response = client.get(f"{BASE}/Encounter", params=[(name, value), (name, value)], headers=auth())
+def test_a_result_parameter_given_twice_is_400(unwritten, name, value):
+    response = unwritten.get(f"{BASE}/Encounter", params=[(name, value), (name, value)], headers=auth())
     assert outcome(checked(response, 400)) == ("invalid", f"parameter(s) given more than once: {name}")
 
 
-def test_post_search_takes_a_form_only_of_at_most_1_mib(client):
-    response = client.post(f"{BASE}/Encounter/_search", json={"status": "finished"}, headers=auth())
+def test_post_search_takes_a_form_only_of_at_most_1_mib(unwritten):
+    response = unwritten.post(f"{BASE}/Encounter/_search", json={"status": "finished"}, headers=auth())
     assert outcome(checked(response, 415))[0] == "not-supported"
-    response = client.post(f"{BASE}/Encounter/_search", content=b"text/plain", headers=auth())
+    response = unwritten.post(f"{BASE}/Encounter/_search", content=b"text/plain", headers=auth())
     assert outcome(checked(response, 415))[0] == "not-supported"
     large = {"identifier": "x" * 1024 * 1024}
-    assert outcome(checked(client.post(f"{BASE}/Encounter/_search", data=large, headers=auth()), 413)) == (
+    assert outcome(checked(unwritten.post(f"{BASE}/Encounter/_search", data=large, headers=auth()), 413)) == (
         "too-costly",
         "Request Entity Too Large",
     )
