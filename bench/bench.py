@@ -42,12 +42,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import psycopg
 from psycopg import RawCursor
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from encounters_service import migrate
+from encounters_service.api import fhir
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, mint_token
 from encounters_service.db import connect_sync, run_sync, session_options
 from encounters_service.embedded import start_local_postgres
@@ -133,6 +135,7 @@ def routes(dataset: Dataset, modified_since: str) -> list[Route]:
     last_stays = [k + (dataset.encounters - 1 - k) // dataset.patients * dataset.patients for k in range(1_000)]
     open_encounters = [md5_uuid("encounter", i) for i in last_stays]  # of patients 0..999: open
     moves = locations[:2]  # wards of the census, so that the census keeps its size
+    admissions = md5_uuid("admissions ward", "")
 
     def post(path: str, ids: list[str], query: str, **params: object) -> Call:
         # Lists go to the query file as array literals, as psql -v passes them and as the service does.
@@ -143,6 +146,11 @@ def routes(dataset: Dataset, modified_since: str) -> list[Route]:
 
     def get(path: str, query: str, **params: object) -> Call:
         return Call("GET", path, None, query, params)
+
+    def fhir_search(query: str) -> Call:
+        # The query file's parameters as the service decodes them (api/fhir.py), on a base URL of its own.
+        params = fhir.search_parameters(parse_qsl(query), "http://bench/fhir/R4", "urn:bench:epr")
+        return Call("GET", f"/fhir/R4/Encounter?{query}", None, "fhir.search", params)
 
     def create(k: int) -> Call:
         # Local and already discharged, so that repeating it never clashes with a uniqueness rule.
@@ -188,6 +196,10 @@ def routes(dataset: Dataset, modified_since: str) -> list[Route]:
               show_deleted=False, show_children=False)]),
         Route("get by id", [get(f"/dhos/v1/encounter/{e}", "writes.get_encounter", encounter_id=e,
               show_deleted=False) for e in encounters]),
+        # Every open stay, and one in ten others, came through the admissions ward: 12,500 open at 1M.
+        Route("FHIR location in progress (1,000)", [fhir_search(f"location=Location/{admissions}"
+              "&status=in-progress&_count=1000")]),
+        Route("FHIR by patient", [fhir_search(f"patient=Patient/{p}") for p in any_patients]),
         Route("create", [create(k) for k in range(1_000)], read=False),
         Route("patch location", [move(n) for n in range(2_000)], read=False),
     ]
@@ -570,6 +582,8 @@ def measure(base: str, route: Route, dataset: Dataset, conn: psycopg.Connection,
     """The route's answer size, SQL floor, latency on one connection and throughput on many."""
     result = Result(dataset.name, route.name, read=route.read, method=route.calls[0].method)
     answer = json.loads(fetch(base, route.calls[0], token))
+    if isinstance(answer, dict) and answer.get("resourceType") == "Bundle":  # a FHIR search: its entries
+        answer = answer.get("entry", [])
     result.items = 1 if isinstance(answer, dict) and "uuid" in answer else len(answer)  # one, or a list/map
     result.kilobytes = len(json.dumps(answer)) / 1024
     script = lua_script(route, token, workdir)

@@ -6,6 +6,7 @@ The core is framework-independent; `caller_from_request` is the only Litestar gl
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -23,6 +24,15 @@ if TYPE_CHECKING:
 READ_SCOPE = "read:send_encounter"
 WRITE_SCOPE = "write:send_encounter"
 SCOPES = frozenset({READ_SCOPE, WRITE_SCOPE})
+# What the /fhir/R4 routes require (api/fhir.py): never a scope of a token itself, but granted by
+# READ_SCOPE or by a SMART on FHIR scope (smart_grants; the Caller keeps those scopes too).
+FHIR_READ = "fhir:Encounter.read"
+FHIR_SEARCH = "fhir:Encounter.search"
+# SMART App Launch scopes that grant reading Encounters without a patient in context: v1
+# `user|system/(Encounter|*).(read|*)` (read and search), v2 `user|system/(Encounter|*).<cruds>`
+# (r: read, s: search; the letters in that order). `patient/…` scopes (they need a launch
+# context) and v2 scopes narrowed by a query (`…rs?category=…`) grant nothing here.
+_SMART_SCOPE = re.compile(r"(?:user|system)/(?:Encounter|\*)\.(read|\*|c?r?u?d?s?)")
 ID_CLAIMS = ("patient_id", "device_id", "clinician_id", "system_id")
 TIME_CLAIMS = ("exp", "nbf", "iat")
 LEEWAY_SECONDS = 5
@@ -40,6 +50,12 @@ CACHED_TOKEN_BYTES = 4 * 1024
 VERIFIED_FOR_SECONDS = 60
 TWO_HEADERS = "more than one Authorization header"
 _CLAIM_MESSAGES = {"system_id": "this route is only for system callers (claim 'system_id')"}
+_SCOPE_MESSAGES = {
+    FHIR_READ: f"missing scope '{READ_SCOPE}' or a SMART scope that grants reading Encounters"
+    " (system/Encounter.read, user/Encounter.r, system/*.read, …)",
+    FHIR_SEARCH: f"missing scope '{READ_SCOPE}' or a SMART scope that grants searching Encounters"
+    " (system/Encounter.read, user/Encounter.s, system/*.read, …)",
+}
 
 # First match wins, so subclasses come before their bases.
 _REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
@@ -130,7 +146,8 @@ class Caller:
         ids = {name: value for name in ID_CLAIMS if (value := _id(claims, name)) is not None}
         kept = ids | ({"can_edit_ews": True} if claims.get("can_edit_ews") is True else {})
         caller_id = next(iter(ids.values()), "unknown")
-        return cls(id=caller_id, scopes=scopes & SCOPES, claims=MappingProxyType(kept))
+        smart = {scope for scope in scopes if _SMART_SCOPE.fullmatch(scope)}
+        return cls(id=caller_id, scopes=scopes & SCOPES | smart, claims=MappingProxyType(kept))
 
     @property
     def can_edit_ews(self) -> bool:
@@ -143,6 +160,23 @@ class Caller:
     @property
     def is_system(self) -> bool:
         return self.system_id is not None
+
+
+def smart_grants(scopes: frozenset[str]) -> frozenset[str]:
+    """FHIR_READ and FHIR_SEARCH as the token's scopes grant them: READ_SCOPE both, SMART scopes
+    as _SMART_SCOPE says."""
+    granted = {FHIR_READ, FHIR_SEARCH} if READ_SCOPE in scopes else set()
+    for scope in scopes:
+        match = _SMART_SCOPE.fullmatch(scope)
+        if match is None:
+            continue
+        permissions = match.group(1)
+        if permissions in ("read", "*"):
+            granted |= {FHIR_READ, FHIR_SEARCH}
+        else:
+            granted |= {FHIR_READ} if "r" in permissions else set()
+            granted |= {FHIR_SEARCH} if "s" in permissions else set()
+    return frozenset(granted)
 
 
 class Authenticator:
@@ -262,8 +296,8 @@ def _caller(payload: Mapping[str, Any], metadata_claim: str) -> Caller:
 def require(caller: Caller, scope: str, *, claim: str | None = None) -> None:
     """Raise a 403 AuthError unless the caller has `scope` (and, if given, `claim`: one the Caller
     keeps, an id claim that is a non-empty string or can_edit_ews that is true)."""
-    if scope not in caller.scopes:
-        raise AuthError.forbidden(f"missing scope '{scope}'")
+    if scope not in caller.scopes and scope not in smart_grants(caller.scopes):
+        raise AuthError.forbidden(_SCOPE_MESSAGES.get(scope, f"missing scope '{scope}'"))
     if claim is not None and not caller.claims.get(claim):
         raise AuthError.forbidden(_CLAIM_MESSAGES.get(claim, f"missing claim '{claim}'"))
 

@@ -1,9 +1,11 @@
-"""The one place that turns failures into `{"message": …}` responses with the right status."""
+"""The one place that turns failures into `{"message": …}` responses with the right status (on
+/fhir paths, the same message as a FHIR OperationOutcome)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import psycopg
 import psycopg.errors
@@ -142,10 +144,52 @@ def handle_unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, f"internal error; quote request id {request_id}")
 
 
-EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+FHIR_PATHS = "/fhir/"
+FHIR_JSON = "application/fhir+json"
+# OperationOutcome.issue.code (FHIR value set issue-type) of each status a /fhir route can answer.
+OUTCOME_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "security",
+    404: "not-found",
+    405: "not-supported",
+    406: "not-supported",
+    408: "timeout",
+    410: "deleted",
+    413: "too-costly",
+    414: "too-long",
+    415: "not-supported",
+    422: "processing",
+    503: "transient",
+}
+
+
+def operation_outcome(response: Response) -> Response:
+    """An error response of this module as a FHIR OperationOutcome: the same status, message and headers."""
+    message = response.content["message"] if isinstance(response.content, dict) else str(response.content)
+    status = response.status_code or 500
+    issue = {"severity": "error", "code": OUTCOME_CODES.get(status, "exception"), "diagnostics": message}
+    return Response(
+        {"resourceType": "OperationOutcome", "issue": [issue]},
+        status_code=status,
+        media_type=FHIR_JSON,
+        headers=response.headers,
+    )
+
+
+def _fhir_aware(handler: Callable[[Request, Any], Response]) -> Callable[[Request, Any], Response]:
+    def handle(request: Request, exc: Any) -> Response:
+        response = handler(request, exc)
+        return operation_outcome(response) if request.scope["path"].startswith(FHIR_PATHS) else response
+
+    return handle
+
+
+_HANDLERS: dict[type[Exception], Callable[[Request, Any], Response]] = {
     HTTPException: handle_http_exception,
     AuthError: handle_auth_error,
     PoolTimeout: handle_pool_timeout,
     psycopg.Error: handle_database_error,
     Exception: handle_unexpected,
 }
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {exception: _fhir_aware(handler) for exception, handler in _HANDLERS.items()}

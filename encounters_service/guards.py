@@ -22,7 +22,7 @@ from litestar.types import (
     Send,
 )
 
-from encounters_service.api.common import _declares_body
+from encounters_service.api.common import FORM_BODY, _declares_body
 from encounters_service.errors import allow_header
 
 # The client's fault, answered with a message; "close" because the rest of the body, if any,
@@ -40,8 +40,8 @@ ENCODED = "the request body must be sent without compression (Content-Encoding: 
 
 def check_content(request: Request) -> None:
     """After check_request (so 401/403 come first): a request that carries a body must declare it
-    JSON (application/json, or a +json type) and send it uncompressed, else 415. (A GET with a body
-    was refused already.)"""
+    JSON (application/json, or a +json type), or a form on a route with the FORM_BODY opt, and
+    send it uncompressed, else 415. (A GET with a body was refused already.)"""
     if request.method == "GET" or not _declares_body(request):
         return
     headers = request.headers
@@ -49,7 +49,8 @@ def check_content(request: Request) -> None:
     json_type = media_type == "application/json" or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )
-    if not json_type:
+    form = media_type == "application/x-www-form-urlencoded" and request.route_handler.opt.get(FORM_BODY)
+    if not (json_type or form):
         raise HTTPException(status_code=415, detail=NOT_JSON.format(repr(media_type) if media_type else "not typed"))
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding != "identity":

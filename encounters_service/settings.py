@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,6 +79,8 @@ class Settings:
     http_idle_timeout_s: float = 5.0  # complete request headers within this, from connect or the last answer
     http_body_timeout_s: float = 10.0  # the whole request body within this, from its first read (else 408)
     http_max_connections: int = 10_000  # open connections per `serve`, shared out among its workers
+    # The system of the EPR id in FHIR Encounter.identifier (api/fhir.py): a URI naming the hospital's EPR.
+    fhir_epr_identifier_system: str = "urn:encounters-service:epr-encounter-id"
 
     @property
     def audience(self) -> str:
@@ -267,7 +270,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http_idle_timeout_s=_positive(env, "HTTP_IDLE_TIMEOUT_SECONDS", Settings.http_idle_timeout_s, float),
         http_body_timeout_s=_positive(env, "HTTP_BODY_TIMEOUT_SECONDS", Settings.http_body_timeout_s, float),
         http_max_connections=_positive(env, "HTTP_MAX_CONNECTIONS", Settings.http_max_connections, int),
+        fhir_epr_identifier_system=_uri(env, "FHIR_EPR_IDENTIFIER_SYSTEM", Settings.fhir_epr_identifier_system),
     )
+
+
+def _uri(env: Mapping[str, str], name: str, default: str) -> str:
+    """An absolute URI (a scheme, then no spaces), as FHIR's uri type wants it."""
+    value = env.get(name) or default
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*:\S+", value):
+        raise SettingsError(f"{name} must be an absolute URI such as urn:oid:1.2.3 or https://…, got {value!r}")
+    return value
 
 
 def _allow_drop_data(env: Mapping[str, str]) -> bool:

@@ -16,6 +16,7 @@ from encounters_service.db import Database
 # Handler arguments Litestar fills from the request itself rather than from the query string.
 _NOT_QUERY = {"request", "data", "state", "headers", "cookies", "scope", "socket", "body", "caller", "db"}
 IGNORE_UNKNOWN_QUERY = "ignore_unknown_query"  # route opt: accept (and ignore) any query parameter
+FORM_BODY = "form_body"  # route opt: the body may be a form (application/x-www-form-urlencoded) instead of JSON
 MAX_QUERY_BYTES = 4096  # the longest query string a caller sends is a few hundred bytes
 REQUIRES = "requires"  # route opt: (scope, claim or None) that the caller's token must carry
 

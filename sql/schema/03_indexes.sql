@@ -34,11 +34,17 @@ CREATE INDEX encounter_record_idx ON encounters.encounter (patient_record_uuid);
 
 CREATE INDEX merge_history_message_idx ON encounters.merge_history (message_uuid);
 
+CREATE INDEX encounter_location_idx ON encounters.encounter (location_uuid);
+
+CREATE INDEX encounter_open_idx ON encounters.encounter (uuid) WHERE discharged_at IS NULL AND deleted_at IS NULL;
+
 CREATE INDEX location_history_encounter_idx
 ON encounters.location_history (encounter_uuid, arrived_at, id);
 
 CREATE INDEX location_history_departure_idx
 ON encounters.location_history (encounter_uuid, departed_at);
+
+CREATE INDEX location_history_location_idx ON encounters.location_history (location_uuid, encounter_uuid);
 
 CREATE INDEX score_system_history_encounter_idx
 ON encounters.score_system_history (encounter_uuid, changed_time);

@@ -91,6 +91,12 @@ COMMENT ON COLUMN encounters.encounter_history.modified_by IS 'The encounter''s 
 
 COMMENT ON COLUMN encounters.encounter_history.document IS 'The full form of that version (encounter.document then).';
 
+COMMENT ON INDEX encounters.encounter_location_idx IS 'Encounters per current location, children and deleted ones included (FHIR search by location).';
+
+COMMENT ON INDEX encounters.encounter_open_idx IS 'Open encounters (FHIR search by location and status in-progress: those that stayed there before).';
+
+COMMENT ON INDEX encounters.location_history_location_idx IS 'Encounters that stayed at a location before their current one (FHIR search by location).';
+
 COMMENT ON TABLE encounters.location_history IS 'Where an encounter has been before its current location, one row per stay at a location.';
 
 COMMENT ON COLUMN encounters.location_history.arrived_at IS 'When the patient arrived at the location (admission or the previous move).';

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from encounters_service.app import create_app
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE
@@ -96,8 +97,17 @@ def _is_uuid(text: str) -> bool:
         return False
 
 
+def error_keys(path: str) -> set[str]:
+    """The keys of an error body on a route of `path`: {"message"}, or an OperationOutcome's on /fhir."""
+    return {"resourceType", "issue"} if path.startswith("/fhir/") else {"message"}
+
+
 def assert_plain_error(status: int, body: bytes) -> None:
-    """An error answer is {"message": text} (more keys may follow) that shows no internals."""
+    """An error answer is {"message": text} (more keys may follow) that shows no internals; on the
+    /fhir routes, an OperationOutcome whose diagnostics are that text."""
     document = json.loads(body)
+    if isinstance(document, dict) and document.get("resourceType") == "OperationOutcome":
+        OperationOutcome.model_validate(document)
+        document = {"message": document["issue"][0]["diagnostics"]}
     assert isinstance(document, dict) and isinstance(document.get("message"), str), (status, body)
     assert not INTERNALS.search(document["message"]), (status, document["message"])

@@ -13,11 +13,12 @@ import httpx
 import pytest
 import schemathesis
 
+from encounters_service.api import fhir
 from encounters_service.api.read_routing import WRITTEN_POSITION, standby_routes
 from encounters_service.auth import READ_SCOPE
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body
 from tests.helpers import auth
-from tests.reliability.conftest import OPENAPI, SYSTEM, assert_plain_error
+from tests.reliability.conftest import OPENAPI, SYSTEM, assert_plain_error, error_keys
 
 SCHEMA = schemathesis.openapi.from_dict(OPENAPI)
 OPERATIONS = [
@@ -34,15 +35,20 @@ def test_the_served_document_is_the_one_tested(seeded_server):
     ("path", "method", "operation"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m, _ in OPERATIONS]
 )
 def test_every_route_documents_its_answers_body_and_security(path, method, operation):
-    success = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    fhir = path.startswith("/fhir/")  # FHIR JSON, errors as OperationOutcome, a form for _search
+    media_type = "application/fhir+json" if fhir else "application/json"
+    success = operation["responses"]["200"]["content"][media_type]["schema"]
     assert success, "a success answer without a schema"
     for status, answer in operation["responses"].items():
         if status == "304":  # Not Modified: no body, the ETag
             assert "content" not in answer and set(answer["headers"]) == {"ETag"}
         elif status != "200":
-            assert answer["content"]["application/json"]["schema"]["required"] == ["message"]
-    assert operation.get("security") == ([{"bearer": []}] if path.startswith("/dhos/") else None)
-    if method in ("post", "patch", "delete"):
+            assert answer["content"][media_type]["schema"]["required"] == sorted(error_keys(path), reverse=True)
+    secured = path.startswith("/dhos/") or (fhir and path != "/fhir/R4/metadata")
+    assert operation.get("security") == ([{"bearer": []}] if secured else None)
+    if fhir:  # POST _search's form is described in words (api/fhir.py fhir_documented)
+        assert "requestBody" not in operation
+    elif method in ("post", "patch", "delete"):
         body = operation["requestBody"]["content"]["application/json"]["schema"]
         assert body.get("additionalProperties") is False or body["type"] == "array"
     for parameter in operation.get("parameters", []):
@@ -71,6 +77,7 @@ def test_query_parameters_carry_their_types():
         "version": ("integer", None),
         **{flag: ("boolean", None) for flag in FLAGS},
         "X-Encounters-LSN": ("string", None),  # a header: a read's own write (docs/deploying.md)
+        **{name: ("string", None) for name in fhir.SEARCH_NAMES},  # FHIR's own syntax, decoded by api/fhir.py
     }
 
 
