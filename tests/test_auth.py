@@ -161,7 +161,7 @@ RS_CLAIM = JWKS_SETTINGS.jwks_metadata_claim
         ),
         pytest.param(HS, hs_token(exp=NOW - 60), "token has expired", id="expired"),
         pytest.param(WITH_JWKS, rs_token(exp=NOW - 60), "token has expired", id="rs256-expired"),
-        pytest.param(HS, hs_token(nbf=NOW + 600), "token is not yet valid", id="nbf-in-future"),
+        pytest.param(HS, hs_token(nbf=NOW + 86_400), "token is not yet valid", id="nbf-in-future"),
         pytest.param(HS, hs_token(exp=None), "token has no 'exp' claim", id="no-exp"),
         pytest.param(HS, hs_token(exp=str(NOW + 600)), "token claim 'exp' must be a number", id="exp-numeric-string"),
         pytest.param(HS, hs_token(iat=True), "token claim 'iat' must be a number", id="iat-true"),

@@ -65,6 +65,9 @@ def server(pg_server, template_conninfo) -> Iterator[Server]:
         encounter = request(bare, "POST", ENCOUNTERS, create_body(patient_uuid=patient)).body["uuid"]
         changed = request(bare, "PATCH", f"/dhos/v1/encounter/{encounter}", {"score_system": "meows"}).body
         history = changed["score_system_history"][0]["uuid"]
+        moved = request(bare, "POST", ENCOUNTERS, create_body()).body
+        merge = {**BODIES[("POST", "/dhos/v1/encounter/merge")], "child_record_uuid": moved["patient_record_uuid"]}
+        assert request(bare, "POST", "/dhos/v1/encounter/merge", merge).body == {"total": 1}
         ids = {"encounter_id": encounter, "history_id": history, "version": "1"}
         yield Server(bare.host, bare.port, conninfo, ids, patient)
 
@@ -84,6 +87,10 @@ BODIES = {
         name: str(uuid4())
         for name in ("child_record_uuid", "parent_record_uuid", "parent_patient_uuid", "message_uuid")
     },
+}
+# The merge the server fixture makes (it moves one encounter); undoing it again answers {"total": 0}, a 200 too.
+BODIES[("POST", "/dhos/v1/encounter/merge/undo")] = {
+    "message_uuid": BODIES[("POST", "/dhos/v1/encounter/merge")]["message_uuid"]
 }
 OPERATIONS = [(method.upper(), path) for path, item in OPENAPI["paths"].items() for method in item]
 WITH_ID = [(method, path) for method, path in OPERATIONS if "{" in path]

@@ -55,7 +55,7 @@ UNUSABLE = {
         hand_token({"alg": "HS512", "kid": "idp-1"}, hs_payload(scope=SCOPES, metadata=EVERY_CLAIM), IDP_PUBLIC_PEM)
     ),
     "expired": bearer(hs_token(exp=NOW - 60, scope=SCOPES, metadata=EVERY_CLAIM)),
-    "not yet valid": bearer(hs_token(nbf=NOW + 600, scope=SCOPES, metadata=EVERY_CLAIM)),
+    "not yet valid": bearer(hs_token(nbf=NOW + 86_400, scope=SCOPES, metadata=EVERY_CLAIM)),
     "wrong issuer": bearer(hs_token(iss="http://elsewhere/", scope=SCOPES, metadata=EVERY_CLAIM)),
     "wrong audience": bearer(hs_token(aud="someone-else", scope=SCOPES, metadata=EVERY_CLAIM)),
     "scopes not a string": bearer(hs_token(scope=SCOPES.split(), metadata=EVERY_CLAIM)),
@@ -74,6 +74,7 @@ class Arranged:
     patient: str
     location: str
     history: str
+    merge_message: str  # of a merge that moved an encounter, for the undo route
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,9 @@ ROUTES = [
             for name in ("child_record_uuid", "parent_record_uuid", "parent_patient_uuid", "message_uuid")
         },
     ),
+    route(
+        "POST", "/dhos/v1/encounter/merge/undo", WRITE_SCOPE, json=lambda a: {"message_uuid": a.merge_message}
+    ),  # the first good token's undo moves the encounter back, the second's finds nothing left: both 200
     route("GET", "/dhos/v1/encounter/{encounter_id}/merge_history", READ_SCOPE),
     route("GET", "/dhos/v1/encounter/{encounter_id}/history", READ_SCOPE),
     route("GET", "/dhos/v1/encounter/{encounter_id}/history/{version}", READ_SCOPE),
@@ -163,7 +167,18 @@ def arranged(matrix_client) -> Arranged:
             "score_system_history"
         ]
     )
-    return Arranged(parent["uuid"], child["uuid"], parent["patient_uuid"], parent["location_uuid"], history["uuid"])
+    merged = ok(matrix_client.post(ENCOUNTERS, json=create_body(), headers=GOOD))
+    merge = {"child_record_uuid": merged["patient_record_uuid"], "parent_record_uuid": new_uuid()}
+    merge |= {"parent_patient_uuid": new_uuid(), "message_uuid": new_uuid()}
+    assert ok(matrix_client.post("/dhos/v1/encounter/merge", json=merge, headers=GOOD)) == {"total": 1}
+    return Arranged(
+        parent["uuid"],
+        child["uuid"],
+        parent["patient_uuid"],
+        parent["location_uuid"],
+        history["uuid"],
+        merge["message_uuid"],
+    )
 
 
 def test_the_matrix_covers_every_guarded_route():
