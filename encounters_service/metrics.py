@@ -22,7 +22,7 @@ import os
 import time
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 import msgspec
 import psycopg
@@ -41,6 +41,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from encounters_service.background import in_background
 from encounters_service.db import Database
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -210,14 +211,9 @@ async def publishing(pool: AsyncConnectionPool) -> AsyncIterator[None]:
             publish(pool)
             await asyncio.sleep(PUBLISH_INTERVAL_S)
 
-    task = asyncio.create_task(keep_publishing(), name="metrics")
-    try:
+    async with in_background(keep_publishing(), "metrics"):
         yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
-        publish(pool)
+    publish(pool)
 
 
 class _Collected:

@@ -35,6 +35,7 @@ import psycopg.errors
 from psycopg import AsyncConnection
 from psycopg_pool import PoolTimeout
 
+from encounters_service.background import in_background
 from encounters_service.db import Database, make_pool, session_options
 from encounters_service.metrics import READS, STANDBY_LAG, STANDBY_USABLE
 from encounters_service.settings import Settings, standby_conninfos
@@ -125,13 +126,10 @@ class Standbys:
                 await asyncio.sleep(WATCH_INTERVAL_S)
                 await self.watch()
 
-        task = asyncio.create_task(keep_watching(), name="standby watch")
         try:
-            yield
+            async with in_background(keep_watching(), "standby watch"):
+                yield
         finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
             await self._primary.close()
             for standby in self.members:
                 await standby.watch.close()
