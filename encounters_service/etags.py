@@ -20,6 +20,11 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
+def weak_etag(version: int) -> str:
+    """The ETag of a FHIR read (FHIR R4 http.html: servers answer weak ETags, W/"<versionId>")."""
+    return f"W/{etag(version)}"
+
+
 def _tags(name: str, value: str) -> list[tuple[bool, str]]:
     """(weak, opaque value) of each entity tag of a list; a 400 naming the header if it is not one."""
     tags = []

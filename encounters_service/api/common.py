@@ -72,9 +72,15 @@ def _path_parameter_names(handler: BaseRouteHandler) -> set[str]:
 # The raw bytes of a request's path (before percent-decoding and Litestar's normalisation, which
 # drops empty segments and a trailing slash) must spell its route's template: literal segments as
 # written, uuid parameters as canonical UUIDs in any case (Python's UUID() also takes urn:uuid:,
-# braces, no dashes, dashes anywhere). A compiled pattern per template, made on its first request.
+# braces, no dashes, dashes anywhere), int parameters (versions) as decimal digits without a sign
+# or leading zero, at most 18 (a bigint; int() also takes +1, 01, 1_0). A compiled pattern per
+# template, made on its first request.
 _PARAMETER = re.compile(r"\{(\w+):(\w+)\}")
-_SEGMENT = {"uuid": rb"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}", "path": rb".*"}
+_SEGMENT = {
+    "uuid": rb"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}",
+    "int": rb"(?:0|[1-9][0-9]{0,17})",
+    "path": rb".*",
+}
 _route_spellings: dict[str, re.Pattern[bytes]] = {}
 
 

@@ -1,8 +1,11 @@
 """The FHIR R4 façade, read-only: the same encounters as FHIR Encounter resources, under /fhir/R4.
 
 - GET /fhir/R4/metadata: the CapabilityStatement (no token).
-- GET /fhir/R4/Encounter/{id}: one Encounter (sql/queries/fhir/encounter.sql); 410 for a deleted
-  one, 404 for an unknown or malformed id.
+- GET /fhir/R4/Encounter/{id}: one Encounter (sql/queries/fhir/encounter.sql), ETag W/"<version>"
+  (If-None-Match: 304); 410 for a deleted one, 404 for an unknown or malformed id.
+- GET /fhir/R4/Encounter/{id}/_history: a Bundle of type history, every version newest first
+  (sql/queries/fhir/history.sql); GET …/_history/{vid}: one version (sql/queries/fhir/version.sql),
+  410 for a deletion, 404 for an unknown version.
 - GET /fhir/R4/Encounter?… and POST /fhir/R4/Encounter/_search (a form): a Bundle of type
   searchset, one page, with self and next links (sql/queries/fhir/search.sql).
 
@@ -11,7 +14,7 @@ the FHIR search parameters into that query's parameters, strictly: an unknown pa
 or value is a 400, never ignored. Errors are OperationOutcome resources (errors.py, for /fhir paths).
 Tokens: READ_SCOPE, or a SMART scope that grants Encounter read or search (auth.smart_grants).
 These routes read the primary (they are not in api/read_routing.py's table), and a search is a
-heavy read (api/read_gate.py). No _history yet: it needs the encounters' versions.
+heavy read (api/read_gate.py).
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.enums import ParamType
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Parameter, Schema
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, Operation, Parameter, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import FromPath
 
 from encounters_service.api.common import BEARER, FORM_BODY, IGNORE_UNKNOWN_QUERY, caller_of, database, requires
 from encounters_service.auth import FHIR_READ, FHIR_SEARCH
 from encounters_service.errors import FHIR_JSON
+from encounters_service.etags import none_match, weak_etag
 
 BASE = "/fhir/R4"
 FORM = "application/x-www-form-urlencoded"
@@ -45,6 +49,7 @@ CAPABILITY_DATE = "2026-12-01"  # when the CapabilityStatement below last change
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _NIL_UUID, _MAX_UUID = "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_BARE_VERSION = re.compile(r"[1-9][0-9]{0,17}")  # a versionId, as encounters_service/etags.py spells one
 
 # What a request may ask for with _format or Accept: FHIR's JSON (answered as application/fhir+json).
 _JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
@@ -110,8 +115,8 @@ FHIR_READ_ROUTE = requires(FHIR_READ) | {IGNORE_UNKNOWN_QUERY: True}
 FHIR_SEARCH_ROUTE = requires(FHIR_SEARCH) | {IGNORE_UNKNOWN_QUERY: True}
 
 
-def fhir_response(document: bytes | str, status_code: int = 200) -> Response:
-    return Response(content=document, media_type=FHIR_JSON, status_code=status_code)
+def fhir_response(document: bytes | str, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(content=document, media_type=FHIR_JSON, status_code=status_code, headers=headers)
 
 
 class NotAcceptable(HTTPException):
@@ -209,9 +214,21 @@ def capability_statement(version: str, base_url: str) -> dict[str, Any]:
                 "resource": [
                     {
                         "type": "Encounter",
-                        "interaction": [{"code": "read"}, {"code": "search-type"}],
-                        "versioning": "no-version",
-                        "readHistory": False,
+                        "interaction": [
+                            {"code": "read"},
+                            {"code": "vread"},
+                            {"code": "history-instance"},
+                            {"code": "search-type"},
+                        ],
+                        "versioning": "versioned",
+                        "readHistory": True,
+                        "conditionalRead": "not-match",
+                        "documentation": (
+                            'meta.versionId is the encounter\'s version, the ETag of a read W/"<versionId>"'
+                            " (If-None-Match: 304). _history lists every version, newest first, deleted encounters"
+                            " included: a version with deleted_at is a DELETE entry without a resource, and its"
+                            " vread answers 410. _history takes no parameters (_since, _at, _count: 400)."
+                        ),
                         "updateCreate": False,
                         "searchParam": [
                             {"name": name, "definition": definition, "type": kind, "documentation": documentation}
@@ -462,12 +479,17 @@ _OUTCOME_SCHEMA = {
 
 
 def fhir_documented(
-    resource: str, errors: Iterable[int], parameters: Mapping[str, str] | None = None
+    resource: str,
+    errors: Iterable[int],
+    parameters: Mapping[str, str] | None = None,
+    *,
+    etag: bool = False,
 ) -> type[Operation]:
     """An Operation class for a /fhir route: `resource` on success, an OperationOutcome for each
-    error status, and the query parameters it reads itself ({name: description}). (POST _search's
-    form is described in words: as a requestBody of string fields, fuzzers take any form for
-    invalid data, and no form can be.)"""
+    error status, and the query parameters it reads itself ({name: description}); with `etag`, the
+    ETag of the version it answers, and If-None-Match (304) when 304 is among `errors`. (POST
+    _search's form is described in words: as a requestBody of string fields, fuzzers take any form
+    for invalid data, and no form can be.)"""
 
     @dataclass
     class FhirOperation(Operation):
@@ -491,10 +513,27 @@ def fhir_documented(
                 for name, text in documented.items()
             ]
             statuses = sorted({400, 406, 414, *errors} | ({401, 403, 503} if self.security else set()))
+            if HTTPStatus.NOT_MODIFIED in statuses:
+                self.parameters.append(
+                    Parameter(
+                        name="If-None-Match",
+                        param_in=ParamType.HEADER,
+                        required=False,
+                        description=_IF_NONE_MATCH,
+                        schema=Schema(type=OpenAPIType.STRING),
+                    )
+                )
+            etag_header = {"ETag": OpenAPIHeader(description=_ETAG, schema=Schema(type=OpenAPIType.STRING))}
             self.responses = {
-                "200": OpenAPIResponse(description="OK", content={FHIR_JSON: OpenAPIMediaType(schema=schema)}),  # type: ignore[arg-type]
+                "200": OpenAPIResponse(
+                    description="OK",
+                    content={FHIR_JSON: OpenAPIMediaType(schema=schema)},  # type: ignore[arg-type]
+                    headers=etag_header if etag else None,  # type: ignore[arg-type]
+                ),
                 **{
-                    str(status): OpenAPIResponse(
+                    str(status): OpenAPIResponse(description=HTTPStatus(status).phrase, headers=etag_header)  # type: ignore[arg-type]
+                    if status == HTTPStatus.NOT_MODIFIED
+                    else OpenAPIResponse(
                         description=HTTPStatus(status).phrase,
                         content={FHIR_JSON: OpenAPIMediaType(schema=_OUTCOME_SCHEMA)},  # type: ignore[arg-type]
                     )
@@ -504,6 +543,9 @@ def fhir_documented(
 
     return FhirOperation
 
+
+_ETAG = 'the version of the Encounter, weak (as FHIR answers reads): W/"3"; its meta.versionId is 3'
+_IF_NONE_MATCH = 'ETags such as W/"3" (or "3"), or *: 304 with no body when one names the current version'
 
 _SEARCH_DOCS = {name: f"{kind}: {documentation}" for name, kind, _, documentation in SEARCH_PARAMETERS} | {
     "_count": f"entries per page, default {DEFAULT_COUNT}, at most {MAX_COUNT} (more is answered as {MAX_COUNT})",
@@ -517,6 +559,21 @@ _SEARCH_DOCS = {name: f"{kind}: {documentation}" for name, kind, _, documentatio
 # --- routes -------------------------------------------------------------------------------------
 
 
+def _entity_tags(if_none_match: str | None) -> str | None:
+    """If-None-Match as etags.none_match reads it; a bare versionId (`3`, as fhirpy's refresh()
+    sends it) is taken as W/"3"."""
+    if if_none_match is not None and _BARE_VERSION.fullmatch(if_none_match):
+        return weak_etag(int(if_none_match))
+    return if_none_match
+
+
+def _read_parameters(request: Request) -> None:
+    """A read takes _format alone (anything else is a 400), and answers FHIR JSON (else a 406)."""
+    pairs = _pairs(request.scope["query_string"])
+    _check_names(pairs, frozenset({"_format"}))
+    _negotiate(request, pairs)
+
+
 @get(
     f"{BASE}/metadata",
     opt={IGNORE_UNKNOWN_QUERY: True},
@@ -524,9 +581,7 @@ _SEARCH_DOCS = {name: f"{kind}: {documentation}" for name, kind, _, documentatio
     operation_class=fhir_documented("CapabilityStatement", []),
 )
 async def metadata(request: Request) -> Response:
-    pairs = _pairs(request.scope["query_string"])
-    _check_names(pairs, frozenset({"_format"}))
-    _negotiate(request, pairs)
+    _read_parameters(request)
     statement = capability_statement(request.app.state.settings.version, _base_url(request))
     return fhir_response(msgspec.json.encode(statement))
 
@@ -536,14 +591,12 @@ async def metadata(request: Request) -> Response:
     opt=FHIR_READ_ROUTE,
     summary="FHIR Encounter by id",
     security=BEARER,
-    operation_class=fhir_documented("Encounter", [404, 410]),
+    operation_class=fhir_documented("Encounter", [304, 404, 410], etag=True),
 )
 async def read_encounter(request: Request, encounter_id: FromPath[UUID]) -> Response:
     """An id that is not a canonical uuid is a 404 before the token is looked at, as on every route
     (api/common.py: the path must be spelled as its route)."""
-    pairs = _pairs(request.scope["query_string"])
-    _check_names(pairs, frozenset({"_format"}))
-    _negotiate(request, pairs)
+    _read_parameters(request)
     rows = await database(request).rows(
         "fhir.encounter",
         encounter_id=encounter_id,
@@ -551,10 +604,58 @@ async def read_encounter(request: Request, encounter_id: FromPath[UUID]) -> Resp
     )
     if not rows:
         raise NotFoundException(f"Encounter/{encounter_id} is not known here")
-    [(deleted, resource)] = rows
+    [(deleted, version, resource)] = rows
     if deleted:
         raise HTTPException(status_code=410, detail=f"Encounter/{encounter_id} has been deleted")
-    return fhir_response(resource)
+    headers = {"ETag": weak_etag(version)}
+    if none_match(_entity_tags(request.headers.get("if-none-match")), version):
+        return Response(content=b"", status_code=304, headers=headers)
+    return fhir_response(resource, headers=headers)
+
+
+@get(
+    f"{BASE}/Encounter/{{encounter_id:uuid}}/_history",
+    opt=FHIR_READ_ROUTE,
+    summary="FHIR Encounter history: every version, newest first",
+    security=BEARER,
+    description="A Bundle of type history: each version of the encounter, newest first, deleted encounters"
+    " included (a version with deleted_at is a DELETE entry, without a resource).",
+    operation_class=fhir_documented("Bundle", [404]),
+)
+async def encounter_history(request: Request, encounter_id: FromPath[UUID]) -> Response:
+    _read_parameters(request)
+    bundle = await database(request).value(
+        "fhir.history",
+        encounter_id=encounter_id,
+        epr_identifier_system=request.app.state.settings.fhir_epr_identifier_system,
+        base_url=_base_url(request),
+    )
+    return fhir_response(bundle)
+
+
+@get(
+    f"{BASE}/Encounter/{{encounter_id:uuid}}/_history/{{version:int}}",
+    opt=FHIR_READ_ROUTE,
+    summary="FHIR Encounter version (vread)",
+    security=BEARER,
+    description="The Encounter as it was at that version (its meta.versionId); 410 for a version with"
+    " deleted_at (a deletion), 404 for a version the encounter never had.",
+    operation_class=fhir_documented("Encounter", [404, 410], etag=True),
+)
+async def read_encounter_version(request: Request, encounter_id: FromPath[UUID], version: FromPath[int]) -> Response:
+    _read_parameters(request)
+    rows = await database(request).rows(
+        "fhir.version",
+        encounter_id=encounter_id,
+        version=version,
+        epr_identifier_system=request.app.state.settings.fhir_epr_identifier_system,
+    )
+    if not rows:
+        raise NotFoundException(f"Encounter/{encounter_id} has no version {version}")
+    [(deleted, resource)] = rows
+    if deleted:
+        raise HTTPException(status_code=410, detail=f"Encounter/{encounter_id} was deleted at version {version}")
+    return fhir_response(resource, headers={"ETag": weak_etag(version)})
 
 
 @get(
@@ -588,4 +689,11 @@ async def search_encounters_by_form(request: Request) -> Response:
     return await _search(request, _pairs(request.scope["query_string"]) + _pairs(body))
 
 
-ROUTES = [metadata, read_encounter, search_encounters, search_encounters_by_form]
+ROUTES = [
+    metadata,
+    read_encounter,
+    encounter_history,
+    read_encounter_version,
+    search_encounters,
+    search_encounters_by_form,
+]

@@ -5,7 +5,8 @@
 -- inlines it where a query joins it laterally (`CROSS JOIN LATERAL
 -- encounters_api.fhir_encounter_document(e, …) AS f`): a function call per resource cost a
 -- third of a 1,000-entry page. The mapping, and why (docs/api.md "FHIR"):
--- - id: the uuid; meta.lastUpdated: modified.
+-- - id: the uuid; meta.lastUpdated: modified; meta.versionId: the version
+--   (encounters_api.encounter_version, the ETag of the /dhos and /fhir reads).
 -- - identifier: the EPR id (none for a local encounter), system epr_identifier_system (the
 --   service passes FHIR_EPR_IDENTIFIER_SYSTEM), use official.
 -- - status: deleted → entered-in-error, discharged → finished, else in-progress.
@@ -27,6 +28,7 @@
 -- it (null) the full form is rendered from the tables. (The column is not read here: this file is
 -- also applied to a schema rolled back to before it.)
 -- requires: encounters_api.iso_utc, encounters_api.encounter_json, encounters_api.fhir_extension
+-- requires: encounters_api.encounter_version
 CREATE OR REPLACE FUNCTION encounters_api.fhir_encounter_document(
     e encounters.encounter, epr_identifier_system text, document json DEFAULT NULL
 )
@@ -40,7 +42,10 @@ BEGIN ATOMIC
         jsonb_strip_nulls(jsonb_build_object(
             'resourceType', 'Encounter',
             'id', e.uuid,
-            'meta', jsonb_build_object('lastUpdated', encounters_api.iso_utc(e.modified)),
+            'meta', jsonb_build_object(
+                'versionId', encounters_api.encounter_version(e)::text,
+                'lastUpdated', encounters_api.iso_utc(e.modified)
+            ),
             'extension', to_jsonb(array_remove(
                 ARRAY[
                     encounters_api.fhir_extension(d.url || 'score-system', 'String', nullif(e.score_system, '')),

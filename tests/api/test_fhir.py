@@ -85,7 +85,12 @@ def test_metadata_needs_no_token_and_lists_exactly_what_is_supported(unwritten):
     [rest] = statement["rest"]
     [resource] = rest["resource"]
     assert resource["type"] == "Encounter"
-    assert [i["code"] for i in resource["interaction"]] == ["read", "search-type"]
+    assert [i["code"] for i in resource["interaction"]] == ["read", "vread", "history-instance", "search-type"]
+    assert (resource["versioning"], resource["readHistory"], resource["conditionalRead"]) == (
+        "versioned",
+        True,
+        "not-match",
+    )
     assert {p["name"] for p in resource["searchParam"]} == {
         "_id", "patient", "subject", "location", "status", "date", "_lastUpdated", "identifier", "part-of",
     }  # fmt: skip

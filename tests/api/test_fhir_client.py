@@ -7,12 +7,14 @@ from __future__ import annotations
 from uuid import uuid4
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.encounter import Encounter
 from fhirpy import SyncFHIRClient
+from fhirpy.base.exceptions import ResourceNotFound
 
 from encounters_service.auth import READ_SCOPE
 from tests.helpers import token
-from tests.queries.arrange import WARD_A, WARD_B, insert_encounter, insert_location_history
+from tests.queries.arrange import WARD_A, WARD_B, insert_encounter, insert_location_history, update_encounter
 
 
 @pytest.fixture
@@ -60,3 +62,22 @@ def test_search_by_patient_status_and_date(fhir_client, db):
     assert valid(encounters.search(patient=str(patient), date__lt="2020-01-02").fetch_all()) == [str(older)]
     assert encounters.search(patient=str(patient), _summary="count").fetch_raw().total == 2
     assert fhir_client.reference("Encounter", str(current)).to_resource().status == "in-progress"
+
+
+def test_versions_history_and_refresh(fhir_client, db):
+    encounter = insert_encounter(db, location_uuid=WARD_A)
+    update_encounter(db, encounter, location_uuid=WARD_B)
+    resource = fhir_client.reference("Encounter", str(encounter)).to_resource()
+    assert valid([resource]) and resource.meta.versionId == "2"
+    resource.refresh()  # If-None-Match: 2 (fhirpy sends the bare versionId): 304, kept as it is
+    assert resource.meta.versionId == "2"
+    update_encounter(db, encounter, discharged_at="2030-01-01T00:00:00Z")
+    assert resource.refresh().meta.versionId == "3" and resource.status == "finished"
+
+    first = fhir_client.execute(f"Encounter/{encounter}/_history/1", method="get")
+    assert Encounter.model_validate(first).location[0].location.reference == f"Location/{WARD_A}"
+    history = fhir_client.execute(f"Encounter/{encounter}/_history", method="get")
+    Bundle.model_validate(history)
+    assert [entry.resource.meta.versionId for entry in history.entry] == ["3", "2", "1"]
+    with pytest.raises(ResourceNotFound):
+        fhir_client.execute(f"Encounter/{encounter}/_history/4", method="get")

@@ -45,7 +45,7 @@ def test_an_open_epr_encounter_maps_field_by_field(db):
     resource = fhir(db, created["uuid"])
     assert resource["resourceType"] == "Encounter"
     assert resource["id"] == created["uuid"]
-    assert resource["meta"] == {"lastUpdated": modified}
+    assert resource["meta"] == {"versionId": "1", "lastUpdated": modified}
     assert resource["identifier"] == [{"use": "official", "system": SYSTEM, "value": "EPR-7"}]
     assert resource["status"] == "in-progress"
     assert resource["class"] == {
@@ -172,3 +172,35 @@ def test_it_renders_without_a_stored_document_the_same(db):
         [SYSTEM, created["uuid"]],
     ).fetchone()
     assert json.loads(unstored) == stored
+
+
+def test_each_version_renders_from_its_own_document_as_the_encounter_did_then(db):
+    """encounters_api.fhir_encounter_versions, as an analyst selects it: an old version's fields
+    (child, moves, spo2 scale and score change, type, EPR id, discharge) come from its document."""
+    parent = create(db)
+    child = create(db, child_of_encounter_uuid=parent["uuid"], epr_encounter_id="EPR-V", encounter_type="INPATIENT")
+    then = [fhir(db, child["uuid"])]
+    for body in (
+        {"location_uuid": str(uuid.uuid4())},
+        {"spo2_scale": 2, "encounter_type": "DAYCASE"},
+        {"discharged_at": "2030-01-01T00:00:00.000Z"},
+        {"deleted_at": "2030-01-02T00:00:00.000Z"},
+    ):
+        update(db, child["uuid"], **body)
+        then.append(fhir(db, child["uuid"]))
+    rows = db.execute(
+        "SELECT version, deleted, resource FROM encounters_api.fhir_encounter_versions(%s, %s) ORDER BY version",
+        [child["uuid"], SYSTEM],
+    ).fetchall()
+    assert [(version, deleted) for version, deleted, _ in rows] == [
+        (1, False),
+        (2, False),
+        (3, False),
+        (4, False),
+        (5, True),
+    ]
+    assert [json.loads(resource) for *_, resource in rows] == then
+    assert [resource["meta"]["versionId"] for resource in then] == ["1", "2", "3", "4", "5"]
+    assert len({json.dumps(resource["location"]) for resource in then}) == 3  # moved, then discharged
+    with pytest.raises(psycopg.Error, match="not found"):
+        db.execute("SELECT * FROM encounters_api.fhir_encounter_versions(gen_random_uuid(), %s)", [SYSTEM])
