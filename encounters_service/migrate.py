@@ -53,6 +53,8 @@ class MigrationStatus:
     applied: list[str]
     pending: list[str]
     functions: list[tuple[Any, ...]]  # (file name, sha256, applied_at) as deployed
+    # (kind, object, runs_as_owner, role, privileges): who may do what (sql/queries/admin/privileges.sql)
+    privileges: list[tuple[Any, ...]]
 
 
 def yoyo_url(conninfo: str, options: str = "") -> str:
@@ -119,13 +121,16 @@ def status(conninfo: str) -> MigrationStatus:
     with _backend(conninfo) as backend:
         pending = {m.id for m in backend.to_apply(migrations)}
     functions: list[tuple[Any, ...]] = []
+    privileges: list[tuple[Any, ...]] = []
     if len(pending) < len(migrations):
         with psycopg.connect(conninfo) as conn:
             functions = run_sync(conn, load_queries()["admin.deployed_functions"])
+            privileges = run_sync(conn, load_queries()["admin.privileges"])
     return MigrationStatus(
         applied=[m.id for m in migrations if m.id not in pending],
         pending=[m.id for m in migrations if m.id in pending],
         functions=functions,
+        privileges=privileges,
     )
 
 
@@ -237,6 +242,23 @@ def require_current(conninfo: str) -> None:
             f"the database is not at this version's schema ({', '.join(behind[:3])}{more}): "
             "run `encounters-service migrate upgrade` first"
         )
+
+
+def role_warning(conninfo: str) -> str | None:
+    """What is wrong with the role `serve` or `relay` is connected as, if anything: a superuser or
+    the owner may change the schema; the app role (migration 0007) may not."""
+    with psycopg.connect(conninfo) as conn:
+        [(connected_as, superuser, owner_role, app_role, has_owner_privileges)] = run_sync(
+            conn, load_queries()["admin.connected_role"]
+        )
+    if not superuser and not has_owner_privileges:
+        return None
+    what = "a superuser" if superuser else f"with the privileges of {owner_role}, which owns the schema"
+    return (
+        f"connected to the database as {connected_as}, {what}: connect as {app_role} instead, which may "
+        "read and call the encounters_api functions but not change the schema or write a table itself "
+        "(MIGRATION_DATABASE_URL is for the owner; docs/dba.md)"
+    )
 
 
 @contextmanager

@@ -122,7 +122,7 @@ class Settings:
 
     @property
     def embedded(self) -> bool:
-        return self.database_url is None
+        return self.database_url is None and self.migration_database_url is None
 
     @property
     def should_migrate_on_start(self) -> bool:
