@@ -69,6 +69,15 @@ BEGIN
             END;
         END IF;
     END LOOP;
+    -- The owner runs the migrations: new schemas (a rollback to nothing, then an upgrade) and yoyo's
+    -- tables. Granted once (by a superuser): the owner itself may not grant them again. Before the
+    -- objects are handed over: a new owner needs CREATE where they are.
+    IF NOT has_database_privilege(owner_role, current_database(), 'CREATE') THEN
+        EXECUTE format('GRANT CREATE ON DATABASE %I TO %I', current_database(), owner_role);
+    END IF;
+    IF NOT has_schema_privilege(owner_role, 'public', 'CREATE') THEN
+        EXECUTE format('GRANT USAGE, CREATE ON SCHEMA public TO %I', owner_role);
+    END IF;
     -- The owner owns the schemas, everything in them and yoyo's tables; only what it does not own
     -- yet is altered (ALTER ... OWNER locks a table).
     FOR statement IN
@@ -91,14 +100,6 @@ BEGIN
     LOOP
         EXECUTE statement;
     END LOOP;
-    -- The owner runs the migrations: new schemas (a rollback to nothing, then an upgrade) and yoyo's
-    -- tables. Granted once (by a superuser): the owner itself may not grant them again.
-    IF NOT has_database_privilege(owner_role, current_database(), 'CREATE') THEN
-        EXECUTE format('GRANT CREATE ON DATABASE %I TO %I', current_database(), owner_role);
-    END IF;
-    IF NOT has_schema_privilege(owner_role, 'public', 'CREATE') THEN
-        EXECUTE format('GRANT USAGE, CREATE ON SCHEMA public TO %I', owner_role);
-    END IF;
     -- The app and the analyst read every table, and write none.
     EXECUTE format('GRANT USAGE ON SCHEMA encounters, encounters_api TO %I, %I', app_role, analyst_role);
     EXECUTE format(

@@ -14,7 +14,7 @@ from encounters_service import migrate
 from encounters_service.db import connect_sync, run_sync
 from encounters_service.settings import DatabaseRoles
 from encounters_service.sqlfiles import load_queries
-from tests.conftest import create_database, drop_database
+from tests.conftest import create_database, drop_database, server_conninfo
 from tests.helpers import ROLES, as_app, as_role
 
 QUERIES = load_queries()
@@ -199,3 +199,27 @@ def test_roles_named_in_the_settings_are_made_once_per_server_and_granted_in_eac
             assert app.execute("SELECT count(*) FROM encounters.encounter").fetchone() == (0,)
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 app.execute("TRUNCATE encounters.encounter")
+
+
+def test_without_a_superuser_a_member_of_the_owner_role_runs_migration_0007(pg_server):
+    """docs/dba.md, on a server where the service's role is not a superuser: the roles made by
+    the DBA beforehand, the migrating role (which owns the database) made a member of the owner."""
+    migrator, name = f"migrator_{uuid.uuid4().hex[:8]}", f"roles_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_conninfo(pg_server, "postgres"), autocommit=True) as superuser:
+        superuser.execute(f"CREATE ROLE {migrator} LOGIN IN ROLE {ROLES.owner}")
+        superuser.execute(f'CREATE DATABASE "{name}" OWNER {migrator} TEMPLATE template0')
+    try:
+        database = server_conninfo(pg_server, name)
+        migrate.upgrade(as_role(database, migrator))
+        with psycopg.connect(database) as conn:
+            owners = conn.execute(
+                "SELECT DISTINCT relowner::regrole::text FROM pg_class"
+                " WHERE relnamespace = 'encounters'::regnamespace OR relname = '_yoyo_migration'"
+            ).fetchall()
+        assert owners == [(ROLES.owner,)]
+        with psycopg.connect(as_app(database)) as app, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("TRUNCATE encounters.encounter")
+    finally:
+        drop_database(pg_server, name)
+        with psycopg.connect(server_conninfo(pg_server, "postgres"), autocommit=True) as superuser:
+            superuser.execute(f"DROP ROLE {migrator}")
