@@ -11,6 +11,7 @@ import sys
 import tempfile
 import uuid
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,17 +32,32 @@ DEFAULT_WORKERS = 2  # measured: see docs/performance.md
 FILES_RESERVED = 256  # per worker, besides its HTTP connections: database pool, logs, the listener
 
 
-def _database(settings: Settings, stack: ExitStack) -> str:
-    """The configured database, or a local PostgreSQL started (and later stopped) for this run."""
-    if settings.database_url:
-        return settings.database_url
+@dataclass(frozen=True)
+class Databases:
+    service: str  # what `serve` and `relay` connect as: the app role
+    migrations: str  # what `migrate` connects as: the owner (or a superuser, for migration 0007)
+
+
+def _databases(settings: Settings, stack: ExitStack) -> Databases:
+    """The configured database (MIGRATION_DATABASE_URL for the migrations, when given), or a
+    local PostgreSQL started (and later stopped) for this run: migrated as its superuser, served
+    as the app role."""
+    if settings.database_url or settings.migration_database_url:
+        service = settings.database_url or settings.migration_database_url or ""
+        return Databases(service, settings.migration_database_url or service)
     if not settings.local_database:
         raise SettingsError(
             "no database is configured: set DATABASE_URL, or DATABASE_HOST (with DATABASE_PORT, DATABASE_USER, "
             "DATABASE_PASSWORD, DATABASE_NAME as needed)"
         )
     local = stack.enter_context(start_local_postgres(settings.data_dir))
-    return local.conninfo
+    return Databases(local.conninfo_as(settings.database_roles.app), local.conninfo)
+
+
+def _warn_about_role(conninfo: str) -> None:
+    """Once, at start (`serve`, `relay`): a superuser or the owner is more than the service needs."""
+    if warning := migrate.role_warning(conninfo):
+        log.warning(warning)
 
 
 def _claim(text: str) -> tuple[str, object]:
@@ -77,11 +93,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         _metrics_directory(stack)
         from encounters_service.app import RELAY_ENV
 
-        conninfo = _database(settings, stack)
+        databases = _databases(settings, stack)
         if settings.should_migrate_on_start:
-            applied = migrate.upgrade(conninfo)
+            applied = migrate.upgrade(databases.migrations, settings.database_roles)
             log.info("migrations applied: %s", ", ".join(applied) or "none pending")
+        conninfo = databases.service
         migrate.require_current(conninfo)
+        _warn_about_role(conninfo)
         if settings.embedded:
             _print_welcome(settings, conninfo)
         # Each worker process builds its app from the environment (app_from_env).
@@ -162,9 +180,9 @@ def _print_welcome(settings: Settings, conninfo: str) -> None:
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
     with ExitStack() as stack:
-        conninfo = _database(settings.with_overrides(data_dir=args.data_dir), stack)
+        conninfo = _databases(settings.with_overrides(data_dir=args.data_dir), stack).migrations
         if args.action == "upgrade":
-            applied = migrate.upgrade(conninfo)
+            applied = migrate.upgrade(conninfo, settings.database_roles)
             print(f"applied: {', '.join(applied) or 'nothing pending'}; function files re-applied")
         elif args.action == "rollback":
             undone = migrate.rollback(conninfo, steps=None if args.all else args.steps)
@@ -177,6 +195,9 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
                 print(f"pending  {migration_id}")
             for file_name, checksum, applied_at in state.functions:
                 print(f"function {file_name} sha256={checksum[:12]} applied_at={applied_at:%Y-%m-%d %H:%M:%S%z}")
+            # Who may do what, for a DBA to review (docs/dba.md): one line per role and object.
+            for kind, name, runs_as_owner, role, privileges in state.privileges:
+                print(f"grant    {role} {kind} {name}: {privileges}{' (runs as its owner)' if runs_as_owner else ''}")
 
 
 def cmd_dburl(args: argparse.Namespace, settings: Settings) -> None:
@@ -211,6 +232,7 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> None:
             "with the local database, run `encounters-service serve --relay` instead"
         )
     migrate.require_current(settings.database_url)
+    _warn_about_role(settings.database_url)
     if settings.relay_metrics_port:
         from prometheus_client import start_http_server
 
@@ -273,5 +295,10 @@ def main(argv: list[str] | None = None) -> None:
         args.run(args, settings)
     except (SettingsError, EmbeddedPostgresError, migrate.SchemaBehind) as error:
         sys.exit(f"encounters-service: {error}")
+    except psycopg.errors.InsufficientPrivilege as error:  # e.g. `migrate` as the app role
+        sys.exit(
+            f"encounters-service: the database refused: {error}; the migrations run as the owner role "
+            "(MIGRATION_DATABASE_URL, see docs/dba.md)"
+        )
     except psycopg.OperationalError as error:  # libpq's message names no password
         sys.exit(f"encounters-service: cannot connect to the database: {' '.join(str(error).split())}")

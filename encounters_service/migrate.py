@@ -28,12 +28,15 @@ from yoyo import get_backend, read_migrations
 
 from encounters_service.db import run_sync
 from encounters_service.embedded import start_local_postgres
-from encounters_service.settings import MIGRATIONS_DIR, SQL_DIR
+from encounters_service.settings import DEFAULT_ROLES, MIGRATIONS_DIR, SQL_DIR, DatabaseRoles
 from encounters_service.sqlfiles import load_queries
 
 log = logging.getLogger(__name__)
 FUNCTIONS_DIR = SQL_DIR / "functions"
 DOCUMENT_RENDERER = "encounters_api.encounter_document"
+# The migration that makes the roles of least privilege and encounters.grant_privileges(), which
+# the function step runs after the files (new functions get the same grants) from then on.
+ROLES_MIGRATION = "0007.database-roles"
 # The function step's limits, as each migration's SET LOCAL: a lock it cannot get within 5 s fails
 # the upgrade instead of queueing the service's requests behind it. Rendering every stored
 # document gets 1 s more per thousand documents (minutes at millions of encounters).
@@ -50,35 +53,42 @@ class MigrationStatus:
     applied: list[str]
     pending: list[str]
     functions: list[tuple[Any, ...]]  # (file name, sha256, applied_at) as deployed
+    # (kind, object, runs_as_owner, role, privileges): who may do what (sql/queries/admin/privileges.sql)
+    privileges: list[tuple[Any, ...]]
 
 
-def yoyo_url(conninfo: str) -> str:
-    """A libpq conninfo (URL or key=value) as the URL yoyo wants for psycopg 3.
+def yoyo_url(conninfo: str, options: str = "") -> str:
+    """A libpq conninfo (URL or key=value) as the URL yoyo wants for psycopg 3, with `options`
+    (server settings, `-c name=value`) added to any it has.
 
     Every libpq parameter travels percent-encoded in the query string, which yoyo decodes and hands
     to psycopg.connect as it is: a password with `/`, `#`, `?`, `@`, `%` or a space, a unix-socket
     host, or an option such as sslmode arrives intact (a URL rebuilt from decoded parts broke on them).
     """
-    return "postgresql+psycopg:///?" + urlencode(conninfo_to_dict(conninfo))
+    params = conninfo_to_dict(conninfo)
+    if options:
+        params["options"] = f"{params.get('options') or ''} {options}".strip()
+    return "postgresql+psycopg:///?" + urlencode(params)
 
 
 @contextmanager
-def _backend(conninfo: str) -> Iterator[Any]:
+def _backend(conninfo: str, options: str = "") -> Iterator[Any]:
     """A yoyo backend whose connection is closed afterwards (a template database must have none)."""
-    backend = get_backend(yoyo_url(conninfo))
+    backend = get_backend(yoyo_url(conninfo, options))
     try:
         yield backend
     finally:
         backend.connection.close()
 
 
-def upgrade(conninfo: str) -> list[str]:
-    """Apply pending migrations and re-apply function files; returns the migration ids applied."""
+def upgrade(conninfo: str, roles: DatabaseRoles = DEFAULT_ROLES) -> list[str]:
+    """Apply pending migrations and re-apply function files; returns the migration ids applied.
+    `roles` names the roles that migration 0007 makes (and records: later upgrades read them there)."""
     migrations = read_migrations(str(MIGRATIONS_DIR))
     # The function step under yoyo's lock too: two upgrades at once (several instances started
     # with MIGRATE_ON_START) would otherwise replace the same functions side by side and one of
     # them fail ("tuple concurrently updated").
-    with _backend(conninfo) as backend, backend.lock():
+    with _backend(conninfo, roles.migration_options()) as backend, backend.lock():
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
         apply_functions(conninfo)
@@ -100,7 +110,9 @@ def rollback(conninfo: str, *, steps: int | None = 1) -> list[str]:
         chosen = applied if steps is None else applied[:steps]
         backend.rollback_migrations(chosen)
         if len(applied) > len(chosen):  # a rollback may drop functions that depend on what it removes
-            apply_functions(conninfo, render=False)  # the older schema may keep no documents
+            remaining = {m.id for m in applied[len(chosen) :]}
+            # the older schema may keep no documents, nor roles
+            apply_functions(conninfo, render=False, grant=ROLES_MIGRATION in remaining)
     return [m.id for m in chosen]
 
 
@@ -109,13 +121,16 @@ def status(conninfo: str) -> MigrationStatus:
     with _backend(conninfo) as backend:
         pending = {m.id for m in backend.to_apply(migrations)}
     functions: list[tuple[Any, ...]] = []
+    privileges: list[tuple[Any, ...]] = []
     if len(pending) < len(migrations):
         with psycopg.connect(conninfo) as conn:
             functions = run_sync(conn, load_queries()["admin.deployed_functions"])
+            privileges = run_sync(conn, load_queries()["admin.privileges"])
     return MigrationStatus(
         applied=[m.id for m in migrations if m.id not in pending],
         pending=[m.id for m in migrations if m.id in pending],
         functions=functions,
+        privileges=privileges,
     )
 
 
@@ -163,9 +178,10 @@ def _closure(name: str, requirements: dict[str, list[str]]) -> set[str]:
     return found
 
 
-def apply_functions(conninfo: str, directory: Path = FUNCTIONS_DIR, *, render: bool = True) -> None:
-    """CREATE OR REPLACE every function file in one transaction, record changed checksums, and
-    (with `render`) render the encounter documents that are missing or were rendered by a
+def apply_functions(conninfo: str, directory: Path = FUNCTIONS_DIR, *, render: bool = True, grant: bool = True) -> None:
+    """CREATE OR REPLACE every function file in one transaction, record changed checksums, (with
+    `grant`) give every function its owner and grants (encounters.grant_privileges, migration 0007),
+    and (with `render`) render the encounter documents that are missing or were rendered by a
     changed file. Within the migrations' limits (FUNCTION_STEP_*), saying what it does first."""
     queries = load_queries()
     files = function_files(directory)
@@ -181,6 +197,8 @@ def apply_functions(conninfo: str, directory: Path = FUNCTIONS_DIR, *, render: b
             if run_sync(conn, queries["admin.record_function"], file_name=path.name, sha256=checksum):
                 changed.add(path.stem)
         log.info("function step: %d changed: %s", len(changed), ", ".join(sorted(changed)) or "none")
+        if grant:
+            run_sync(conn, queries["admin.grant_privileges"])
         if render:
             every = bool(changed & _closure(DOCUMENT_RENDERER, _requirements(directory)))
             [(to_render,)] = run_sync(conn, queries["admin.documents_to_render"], every=every)
@@ -224,6 +242,23 @@ def require_current(conninfo: str) -> None:
             f"the database is not at this version's schema ({', '.join(behind[:3])}{more}): "
             "run `encounters-service migrate upgrade` first"
         )
+
+
+def role_warning(conninfo: str) -> str | None:
+    """What is wrong with the role `serve` or `relay` is connected as, if anything: a superuser or
+    the owner may change the schema; the app role (migration 0007) may not."""
+    with psycopg.connect(conninfo) as conn:
+        [(connected_as, superuser, owner_role, app_role, has_owner_privileges)] = run_sync(
+            conn, load_queries()["admin.connected_role"]
+        )
+    if not superuser and not has_owner_privileges:
+        return None
+    what = "a superuser" if superuser else f"with the privileges of {owner_role}, which owns the schema"
+    return (
+        f"connected to the database as {connected_as}, {what}: connect as {app_role} instead, which may "
+        "read and call the encounters_api functions but not change the schema or write a table itself "
+        "(MIGRATION_DATABASE_URL is for the owner; docs/dba.md)"
+    )
 
 
 @contextmanager

@@ -25,6 +25,24 @@ HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}  # the hash's length: t
 DATABASE_PARTS = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_NAME")
 
 
+# The roles of least privilege (migration 0007; docs/dba.md): who owns the schema and runs the
+# migrations, who `serve` and `relay` connect as, and who analysts connect as.
+ROLE_PURPOSES = ("owner", "app", "analyst")
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class DatabaseRoles:
+    owner: str = "encounters_owner"
+    app: str = "encounters_app"
+    analyst: str = "encounters_analyst"
+
+    def migration_options(self) -> str:
+        """libpq `options` that hand the names to migration 0007 (settings encounters.<purpose>_role)."""
+        return " ".join(f"-c encounters.{purpose}_role={getattr(self, purpose)}" for purpose in ROLE_PURPOSES)
+
+
+DEFAULT_ROLES = DatabaseRoles()
 PRODUCTION = "production"  # the ENVIRONMENT value that marks a production deployment
 
 
@@ -35,6 +53,8 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None  # None: start the embedded local PostgreSQL
+    migration_database_url: str | None = None  # `migrate` connects as the owner here; None: database_url
+    database_roles: DatabaseRoles = DEFAULT_ROLES  # the names migration 0007 creates
     database_read_url: str | None = None  # hot standbys for reads (standbys.py); None: all on the primary
     read_routes: str = "census"  # which reads may run on a standby: api/read_routing.py
     read_max_lag_ms: int = 1000  # a standby further behind the primary than this is not read from
@@ -104,7 +124,7 @@ class Settings:
 
     @property
     def embedded(self) -> bool:
-        return self.database_url is None
+        return self.database_url is None and self.migration_database_url is None
 
     @property
     def should_migrate_on_start(self) -> bool:
@@ -190,6 +210,34 @@ def _read_url(env: Mapping[str, str]) -> str | None:
     return url
 
 
+def _migration_url(env: Mapping[str, str]) -> str | None:
+    """MIGRATION_DATABASE_URL (the owner's), checked; None when unset (migrations use DATABASE_URL)."""
+    url = env.get("MIGRATION_DATABASE_URL") or None
+    if url is None:
+        return None
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as error:
+        raise SettingsError(f"MIGRATION_DATABASE_URL is not a libpq connection string: {error}") from None
+    return url
+
+
+def _roles(env: Mapping[str, str]) -> DatabaseRoles:
+    """DATABASE_OWNER_ROLE, DATABASE_APP_ROLE, DATABASE_ANALYST_ROLE: three different plain names."""
+    names = {}
+    for purpose in ROLE_PURPOSES:
+        variable = f"DATABASE_{purpose.upper()}_ROLE"
+        name = env.get(variable) or getattr(DatabaseRoles, purpose)
+        if not _ROLE_NAME.match(name):
+            raise SettingsError(
+                f"{variable} must be a role name of lower-case letters, digits and _ (at most 63), got {name!r}"
+            )
+        names[purpose] = name
+    if len(set(names.values())) < len(names):
+        raise SettingsError(f"the owner, app and analyst roles must be three different roles, got {names}")
+    return DatabaseRoles(**names)
+
+
 def standby_conninfos(read_url: str) -> list[tuple[str, str]]:
     """(name, conninfo) per host of a libpq URL or key=value string that may list several
     (`host=a,b port=5432,5433`, or `postgresql://a:5432,b:5433/db`): every other parameter
@@ -230,6 +278,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         database_url=database_url_from(env),
         database_read_url=_read_url(env),
+        migration_database_url=_migration_url(env),
+        database_roles=_roles(env),
         read_routes=_choice(env, "READ_ROUTES", Settings.read_routes, READ_ROUTES),
         read_max_lag_ms=_positive(env, "READ_MAX_LAG_MS", Settings.read_max_lag_ms, int),
         host=env.get("HOST") or Settings.host,

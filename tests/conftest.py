@@ -31,7 +31,7 @@ from encounters_service import migrate
 from encounters_service.app import create_app
 from encounters_service.db import connect_sync
 from encounters_service.embedded import find_bindir
-from tests.helpers import TEST_SETTINGS
+from tests.helpers import TEST_SETTINGS, as_app
 
 TEMPLATE = "encounters_template"
 _clone_numbers = itertools.count()
@@ -172,7 +172,8 @@ def template_clone(server: PostgreSQLExecutor) -> Iterator[str]:
 
 @pytest.fixture
 def fresh_database(pg_server: PostgreSQLExecutor, template_conninfo: str) -> Iterator[str]:
-    """Conninfo of a fresh clone of the template, dropped after the test."""
+    """Conninfo of a fresh clone of the template, dropped after the test; as the superuser, for
+    arranging and checking (the service under test connects as tests.helpers.as_app of it)."""
     with template_clone(pg_server) as conninfo:
         yield conninfo
 
@@ -186,8 +187,8 @@ def db(fresh_database: str) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture
 def client(fresh_database: str) -> Iterator[TestClient]:
-    """The real app (its own pool, its own commits) on the test's own database."""
-    with TestClient(create_app(TEST_SETTINGS, fresh_database)) as test_client:
+    """The real app (its own pool, its own commits) on the test's own database, as the app role."""
+    with TestClient(create_app(TEST_SETTINGS, as_app(fresh_database))) as test_client:
         yield test_client
 
 
@@ -215,6 +216,6 @@ def served_in_thread(app: Litestar) -> Iterator[str]:
 
 @pytest.fixture
 def live_server(fresh_database: str) -> Iterator[str]:
-    """The real app served by uvicorn on a free loopback port, for truly parallel HTTP clients."""
-    with served_in_thread(create_app(TEST_SETTINGS, fresh_database)) as base_url:
+    """The real app served by uvicorn on a free loopback port, for truly parallel HTTP clients, as the app role."""
+    with served_in_thread(create_app(TEST_SETTINGS, as_app(fresh_database))) as base_url:
         yield base_url

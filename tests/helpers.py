@@ -25,9 +25,10 @@ import port_for
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+from psycopg.conninfo import make_conninfo
 
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, mint_token
-from encounters_service.settings import DATABASE_PARTS, load_settings
+from encounters_service.settings import DATABASE_PARTS, DatabaseRoles, load_settings
 
 TEST_SETTINGS = replace(
     load_settings({}),
@@ -36,6 +37,21 @@ TEST_SETTINGS = replace(
     pool_min_size=1,
     pool_max_size=4,
 )
+
+
+# The roles of least privilege that migration 0007 makes on the test server (the default names):
+# the service under test connects as ROLES.app; fixtures that arrange data as the superuser.
+ROLES = DatabaseRoles()
+
+
+def as_role(conninfo: str, role: str) -> str:
+    """The same database, logged in as `role` (the test server trusts loopback logins)."""
+    return make_conninfo(conninfo, user=role)
+
+
+def as_app(conninfo: str) -> str:
+    """The same database as the service's role, which `serve`, `relay` and the app connect as."""
+    return as_role(conninfo, ROLES.app)
 
 
 def token(*scopes: str, **claims: object) -> str:

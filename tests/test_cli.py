@@ -10,7 +10,7 @@ from psycopg.conninfo import conninfo_to_dict
 from encounters_service import cli
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, Authenticator
 from encounters_service.settings import load_settings
-from tests.helpers import forget_database_settings
+from tests.helpers import as_app, forget_database_settings
 from tests.migrations.test_migrations import MIGRATION_IDS
 
 
@@ -57,7 +57,10 @@ def test_token_refuses_a_claim_without_a_value(capsys):
 
 
 def test_migrate_upgrade_status_rollback(capsys, monkeypatch, fresh_database):
-    env = {"DATABASE_URL": fresh_database}
+    env = {
+        "DATABASE_URL": as_app(fresh_database),
+        "MIGRATION_DATABASE_URL": fresh_database,
+    }  # the service's, the owner's
     assert "nothing pending" in run_cli(capsys, monkeypatch, env, "migrate", "upgrade")
     status = run_cli(capsys, monkeypatch, env, "migrate", "status")
     assert "applied  0001.initial-schema" in status

@@ -67,3 +67,7 @@ def test_first_run_prints_a_token_that_works_and_data_survives_a_restart(data_di
     finally:
         output = service.stop()
     assert "migrations applied: none pending" in output
+    assert (
+        "Local PostgreSQL in" in output and "at postgresql://encounters_app@127.0.0.1:" in output
+    )  # served as the app role
+    assert "connected to the database as" not in output  # no warning: not a superuser, not the owner

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from encounters_service.settings import SettingsError, load_settings, standby_conninfos
+from encounters_service.settings import DatabaseRoles, SettingsError, load_settings, standby_conninfos
 
 
 def test_defaults_start_the_embedded_database_on_localhost_5000():
@@ -174,3 +174,36 @@ def test_each_standby_of_the_read_url_gets_its_own_conninfo(url, hosts):
         params = conninfo_to_dict(conninfo)
         assert f"{params['host']}:{params['port']}" == name
         assert params["dbname"] == "x" and "load_balance_hosts" not in params
+
+
+def test_the_database_roles_default_and_may_be_renamed():
+    assert load_settings({}).database_roles == DatabaseRoles("encounters_owner", "encounters_app", "encounters_analyst")
+    renamed = load_settings({"DATABASE_APP_ROLE": "svc", "DATABASE_ANALYST_ROLE": "readers"}).database_roles
+    assert renamed == DatabaseRoles("encounters_owner", "svc", "readers")
+    assert renamed.migration_options() == (
+        "-c encounters.owner_role=encounters_owner -c encounters.app_role=svc -c encounters.analyst_role=readers"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DATABASE_APP_ROLE": "Svc"}, "DATABASE_APP_ROLE must be a role name of lower-case letters"),
+        ({"DATABASE_OWNER_ROLE": "a b"}, "DATABASE_OWNER_ROLE must be a role name"),
+        ({"DATABASE_ANALYST_ROLE": "encounters_app"}, "three different roles"),
+        ({"MIGRATION_DATABASE_URL": "not a url"}, "MIGRATION_DATABASE_URL is not a libpq connection string"),
+    ],
+)
+def test_bad_database_role_settings_are_refused_by_name(env, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env)
+
+
+def test_the_migrations_use_their_own_url_when_given():
+    both = load_settings({"DATABASE_URL": "postgresql://app@db/x", "MIGRATION_DATABASE_URL": "postgresql://owner@db/x"})
+    assert (both.database_url, both.migration_database_url, both.embedded) == (
+        "postgresql://app@db/x",
+        "postgresql://owner@db/x",
+        False,
+    )
+    assert load_settings({"MIGRATION_DATABASE_URL": "postgresql://owner@db/x"}).embedded is False

@@ -27,7 +27,8 @@ CREATE OR REPLACE FUNCTION encounters_api.create_encounter(
 RETURNS jsonb
 LANGUAGE plpgsql
 VOLATILE
-SET search_path = pg_catalog, encounters, encounters_api
+SECURITY DEFINER
+SET search_path = pg_catalog, encounters, encounters_api, pg_temp
 AS $$
 DECLARE
     -- spo2_scale is taken as any number, so that the permission is judged before the value.

@@ -17,7 +17,8 @@ CREATE OR REPLACE FUNCTION encounters_api.create_encounters(
 RETURNS jsonb
 LANGUAGE plpgsql
 VOLATILE
-SET search_path = pg_catalog, encounters, encounters_api
+SECURITY DEFINER
+SET search_path = pg_catalog, encounters, encounters_api, pg_temp
 AS $$
 DECLARE
     body jsonb;

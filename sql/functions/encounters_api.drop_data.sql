@@ -8,7 +8,8 @@ CREATE OR REPLACE FUNCTION encounters_api.drop_data()
 RETURNS void
 LANGUAGE sql
 VOLATILE
-SET search_path = pg_catalog, encounters
+SECURITY DEFINER
+SET search_path = pg_catalog, encounters, pg_temp
 AS $$
     TRUNCATE encounters.encounter, encounters.location_history, encounters.score_system_history,
         encounters.merge_history, encounters.merge_undo, encounters.outbox,

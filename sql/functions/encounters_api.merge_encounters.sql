@@ -17,7 +17,8 @@ CREATE OR REPLACE FUNCTION encounters_api.merge_encounters(body jsonb, caller te
 RETURNS jsonb
 LANGUAGE plpgsql
 VOLATILE
-SET search_path = pg_catalog, encounters, encounters_api
+SECURITY DEFINER
+SET search_path = pg_catalog, encounters, encounters_api, pg_temp
 AS $$
 DECLARE
     child_record uuid := (body ->> 'child_record_uuid')::uuid;

@@ -21,7 +21,8 @@ CREATE OR REPLACE FUNCTION encounters_api.undo_merge(body jsonb, caller text)
 RETURNS jsonb
 LANGUAGE plpgsql
 VOLATILE
-SET search_path = pg_catalog, encounters, encounters_api
+SECURITY DEFINER
+SET search_path = pg_catalog, encounters, encounters_api, pg_temp
 AS $$
 DECLARE
     merge_message uuid := (body ->> 'message_uuid')::uuid;

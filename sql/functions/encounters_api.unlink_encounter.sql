@@ -12,7 +12,8 @@ CREATE OR REPLACE FUNCTION encounters_api.unlink_encounter(encounter_id uuid, bo
 RETURNS jsonb
 LANGUAGE plpgsql
 VOLATILE
-SET search_path = pg_catalog, encounters, encounters_api
+SECURITY DEFINER
+SET search_path = pg_catalog, encounters, encounters_api, pg_temp
 AS $$
 DECLARE
     e encounters.encounter;

@@ -14,7 +14,8 @@ CREATE OR REPLACE FUNCTION encounters_api.unlink_encounter_if_match(
 )
 LANGUAGE plpgsql
 VOLATILE
-SET search_path = pg_catalog, encounters, encounters_api
+SECURITY DEFINER
+SET search_path = pg_catalog, encounters, encounters_api, pg_temp
 AS $$
 BEGIN
     PERFORM encounters_api.check_version(encounter_id, if_match);

@@ -44,7 +44,8 @@ CREATE OR REPLACE FUNCTION encounters_api.update_encounter(
 )
 LANGUAGE plpgsql
 VOLATILE
-SET search_path = pg_catalog, encounters, encounters_api
+SECURITY DEFINER
+SET search_path = pg_catalog, encounters, encounters_api, pg_temp
 AS $$
 DECLARE
     previous encounters.encounter;

@@ -8,7 +8,8 @@ CREATE OR REPLACE FUNCTION encounters_api.update_score_system_history(history_uu
 RETURNS jsonb
 LANGUAGE plpgsql
 VOLATILE
-SET search_path = pg_catalog, encounters, encounters_api
+SECURITY DEFINER
+SET search_path = pg_catalog, encounters, encounters_api, pg_temp
 AS $$
 DECLARE
     owner_uuid uuid;

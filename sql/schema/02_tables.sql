@@ -105,3 +105,9 @@ CREATE TABLE encounters.deployed_function (
     sha256 text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
+
+CREATE TABLE encounters.database_role (
+    purpose text PRIMARY KEY,
+    role_name name NOT NULL UNIQUE,
+    CONSTRAINT database_role_purpose CHECK (purpose IN ('owner', 'app', 'analyst'))
+);

@@ -188,3 +188,10 @@ COMMENT ON FUNCTION encounters.keep_encounter_version() IS
 'Stores the version a write leaves the encounter at, when its transaction made it (trigger encounter_keep_version).';
 
 COMMENT ON TABLE encounters.deployed_function IS 'Each sql/functions file deployed by `encounters-service migrate`, with its checksum.';
+
+COMMENT ON TABLE encounters.database_role IS
+'The roles of least privilege (migration 0007): who owns the schema, who the service and analysts connect as.';
+
+COMMENT ON COLUMN encounters.database_role.purpose IS 'owner (migrations), app (serve and relay) or analyst (reads).';
+
+COMMENT ON COLUMN encounters.database_role.role_name IS 'The PostgreSQL role.';

@@ -15,7 +15,7 @@ import zstandard
 
 from encounters_service import compression
 from encounters_service.compression import MIN_BYTES, THREAD_BYTES, choose_coding, compressed
-from tests.helpers import SERVICE_ENV, Service, auth
+from tests.helpers import SERVICE_ENV, Service, as_app, auth
 from tests.queries.arrange import WARD_A, WARD_B, insert_encounter
 
 CENSUS = "/dhos/v1/encounter/locations"
@@ -192,7 +192,7 @@ def test_answers_that_are_sent_as_they_are(extra_headers, more_body):
 def test_serve_sends_the_bytes_as_compressed(fresh_database, db):
     """Through granian: the Content-Length and bytes the app made, nothing re-encoded on the way."""
     fill_census(db, WARD_A, CENSUS_ENCOUNTERS)
-    with Service.start({**SERVICE_ENV, "DATABASE_URL": fresh_database, "WEB_CONCURRENCY": "1"}) as service:
+    with Service.start({**SERVICE_ENV, "DATABASE_URL": as_app(fresh_database), "WEB_CONCURRENCY": "1"}) as service:
         service.wait_until_running()
         with httpx.Client(base_url=service.base_url, headers=auth()) as http:
             http.headers.pop("accept-encoding")

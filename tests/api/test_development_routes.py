@@ -12,7 +12,7 @@ from encounters_service.app import create_app
 from encounters_service.auth import READ_SCOPE
 from encounters_service.settings import SettingsError, load_settings
 from tests.api.test_encounter_writes import TABLES, assert_error, create, create_body, outbox, snapshot
-from tests.helpers import TEST_SETTINGS, auth
+from tests.helpers import TEST_SETTINGS, as_app, auth
 
 BULK = "/encounter/bulk"
 DROP_DATA = "/drop_data"
@@ -20,7 +20,7 @@ DROP_DATA = "/drop_data"
 
 @pytest.fixture
 def dev_client(fresh_database: str):
-    with TestClient(create_app(replace(TEST_SETTINGS, allow_drop_data=True), fresh_database)) as test_client:
+    with TestClient(create_app(replace(TEST_SETTINGS, allow_drop_data=True), as_app(fresh_database))) as test_client:
         yield test_client
 
 

@@ -18,7 +18,7 @@ from encounters_service.app import create_app
 from encounters_service.auth import WRITE_SCOPE
 from encounters_service.db import connect_sync
 from tests.conftest import TEMPLATE, create_database, drop_database
-from tests.helpers import TEST_SETTINGS, auth
+from tests.helpers import TEST_SETTINGS, as_app, auth
 from tests.queries.arrange import WARD_A, insert_encounter
 
 PATIENT = str(uuid4())
@@ -52,7 +52,7 @@ def module_database(pg_server, template_conninfo) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def client(module_database: str) -> Iterator[TestClient]:
-    with TestClient(create_app(TEST_SETTINGS, module_database)) as test_client:
+    with TestClient(create_app(TEST_SETTINGS, as_app(module_database))) as test_client:
         yield test_client
 
 

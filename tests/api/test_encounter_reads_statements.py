@@ -23,7 +23,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from encounters_service.app import create_app
-from tests.helpers import TEST_SETTINGS, auth
+from tests.helpers import TEST_SETTINGS, as_app, auth
 from tests.queries.arrange import (
     WARD_A,
     insert_encounter,
@@ -40,7 +40,7 @@ def logged_client(pg_server, fresh_database: str) -> Iterator[TestClient]:
     dbname = conninfo_to_dict(fresh_database)["dbname"]
     with psycopg.connect(fresh_database, autocommit=True) as conn:
         conn.execute(sql.SQL("ALTER DATABASE {} SET log_statement = 'all'").format(sql.Identifier(dbname)))
-    with TestClient(create_app(TEST_SETTINGS, fresh_database)) as client:
+    with TestClient(create_app(TEST_SETTINGS, as_app(fresh_database))) as client:
         yield client
 
 

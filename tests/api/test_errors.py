@@ -19,7 +19,7 @@ from encounters_service.app import create_app
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE
 from encounters_service.sqlfiles import Query
 from tests.conftest import drop_database
-from tests.helpers import TEST_SETTINGS, auth
+from tests.helpers import TEST_SETTINGS, as_app, auth
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
@@ -64,7 +64,7 @@ TEST_ROUTES = [raise_sqlstate, crash, echo_body, system_only, health_json]
 
 @pytest.fixture
 def app_client(fresh_database):
-    app = create_app(TEST_SETTINGS, fresh_database)
+    app = create_app(TEST_SETTINGS, as_app(fresh_database))
     for route in TEST_ROUTES:
         app.register(route)
     with TestClient(app, raise_server_exceptions=False) as test_client:

@@ -25,7 +25,7 @@ from encounters_service.metrics import _Tally
 from encounters_service.settings import SettingsError, load_settings
 from tests.api.test_encounter_writes import ENCOUNTERS, create, encounter_url, new_uuid
 from tests.conftest import server_conninfo
-from tests.helpers import SERVICE_ENV, TEST_SETTINGS, Service, auth
+from tests.helpers import SERVICE_ENV, TEST_SETTINGS, Service, as_app, auth
 
 ENCOUNTER_ROUTE = "/dhos/v1/encounter/{encounter_id}"
 Samples = dict[tuple[str, frozenset], float]
@@ -131,7 +131,7 @@ def test_the_outbox_gauges_reflect_a_write(client, db):
 
 def test_statement_timeouts_are_counted_as_503s_by_cause(fresh_database, db):
     settings = dataclasses.replace(TEST_SETTINGS, statement_timeout_ms=300)
-    with TestClient(create_app(settings, fresh_database)) as client:
+    with TestClient(create_app(settings, as_app(fresh_database))) as client:
         encounter = create(client)
         before = scrape(client)
         with psycopg.connect(fresh_database) as blocker:  # holds the row lock: the update waits, then times out
@@ -147,7 +147,7 @@ def test_statement_timeouts_are_counted_as_503s_by_cause(fresh_database, db):
 def test_a_scrape_answers_while_the_database_does_not(fresh_database, pg_server):
     settings = dataclasses.replace(TEST_SETTINGS, pool_timeout_s=0.5)
     name = psycopg.conninfo.conninfo_to_dict(fresh_database)["dbname"]
-    with TestClient(create_app(settings, fresh_database)) as client:
+    with TestClient(create_app(settings, as_app(fresh_database))) as client:
         assert value(scrape(client), "encounters_database_up") == 1
         with psycopg.connect(server_conninfo(pg_server, "postgres"), autocommit=True) as admin:
             admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
@@ -169,7 +169,7 @@ def test_metrics_enabled_false_answers_404_and_counts_nothing(fresh_database):
     settings = dataclasses.replace(TEST_SETTINGS, metrics_enabled=False)
     labels = {"route": "/running", "method": "GET", "status": "200"}
     before = REGISTRY.get_sample_value("encounters_http_requests_total", labels) or 0
-    with TestClient(create_app(settings, fresh_database)) as client:
+    with TestClient(create_app(settings, as_app(fresh_database))) as client:
         assert client.get("/running").status_code == 200
         response = client.get("/metrics")
     assert response.status_code == 404 and "message" in response.json()
@@ -224,7 +224,7 @@ def test_two_workers_counts_are_summed_and_the_directory_is_emptied_at_start(fre
     labels = ("route", "method", "status")
     stale.write_value(mmap_key("encounters_http_requests", "encounters_http_requests_total", labels, route, ""), 1e6, 0)
     stale.close()
-    env = {**SERVICE_ENV, "DATABASE_URL": fresh_database, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    env = {**SERVICE_ENV, "DATABASE_URL": as_app(fresh_database), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     env["POOL_MAX_SIZE"] = "3"
     service = Service.start(env, "--workers", "2")
     try:

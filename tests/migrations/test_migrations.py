@@ -34,13 +34,15 @@ def empty_database(pg_server):
 
 
 def schema_dump(conninfo: str) -> list[str]:
-    """pg_dump of our two schemas (empty when they do not exist), without comments, settings and
+    """pg_dump of our two schemas (empty when they do not exist), without owners and grants (roles
+    belong to the cluster; tests/sql/test_privileges.py checks them), comments, settings and
     the per-dump random \\restrict keys."""
     dumped = subprocess.run(
         [
             find_bindir() / "pg_dump",
             "--schema-only",
             "--no-owner",
+            "--no-privileges",
             "-n",
             "encounters",
             "-n",

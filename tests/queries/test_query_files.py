@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shlex
 import subprocess
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ from encounters_service.embedded import find_bindir
 from encounters_service.settings import REPO_ROOT
 from encounters_service.sqlfiles import load_queries
 from tests.conftest import TEMPLATE, create_database, drop_database
-from tests.helpers import TEST_SETTINGS, auth
+from tests.helpers import ROLES, TEST_SETTINGS, as_app, as_role, auth
 from tests.queries.arrange import (
     WARD_A,
     WARD_B,
@@ -121,7 +122,7 @@ def _arrange_ward(db: psycopg.Connection) -> dict[str, UUID]:
 
 @pytest.fixture(scope="module")
 def client(conninfo: str) -> Iterator[TestClient]:
-    with TestClient(create_app(TEST_SETTINGS, conninfo)) as test_client:
+    with TestClient(create_app(TEST_SETTINGS, as_app(conninfo))) as test_client:
         yield test_client
 
 
@@ -338,3 +339,69 @@ def test_docs_show_a_runnable_example_for_every_read_query_file(conninfo, ward, 
         )
         assert done.returncode == 0, f"{command}\n{done.stderr}"
         json.loads(done.stdout or "null")
+
+
+# --- the analyst role (migration 0007) --------------------------------------------------------
+
+# The query files that write, or that only the owner may run: the analyst role is refused each.
+REFUSED_TO_ANALYSTS = {
+    "admin.drop_data",
+    "admin.grant_privileges",
+    "admin.record_function",
+    "admin.render_documents",
+    "relay.claim",
+    "relay.mark",
+    "relay.prune",
+    "writes.create_encounter",
+    "writes.create_encounters",
+    "writes.merge_encounters",
+    "writes.unlink_encounter",
+    "writes.update_encounter",
+    "writes.update_score_system_history",
+}
+# ANALYZE by another role than the owner is skipped with a warning, not refused.
+OWNER_MAINTENANCE = {"admin.analyze"}
+ANALYST_READS = sorted(set(QUERIES) - REFUSED_TO_ANALYSTS - OWNER_MAINTENANCE)
+
+
+def analyst_variables(name: str, ward: dict[str, UUID]) -> list[str]:
+    """A read's variables of the comparisons above (on the ward), else the example's, a placeholder
+    (…) replaced by the ward's stay."""
+    area, file = name.split(".", 1)
+    if area == READ_AREA and file in comparisons(ward):
+        variables = comparisons(ward)[file][0]
+    else:
+        variables = {
+            variable: str(ward["stay"]) if value == PLACEHOLDER else value
+            for variable, value in variables_of(example_of(name)).items()
+        }
+    return [arg for variable, value in variables.items() for arg in ("-v", f"{variable}={value}")]
+
+
+def test_every_query_file_is_either_a_read_or_refused_to_analysts():
+    assert set(QUERIES) >= REFUSED_TO_ANALYSTS | OWNER_MAINTENANCE
+    assert {f"{READ_AREA}.{file}" for file in READ_FILES} <= set(ANALYST_READS)
+
+
+@pytest.mark.parametrize("name", ANALYST_READS)
+def test_the_analyst_role_runs_every_read_query_file(conninfo, ward, name):
+    query_file = QUERIES[name].path.relative_to(REPO_ROOT)
+    run_psql(as_role(conninfo, ROLES.analyst), ["-At", *analyst_variables(name, ward), "-f", str(query_file)])
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_TO_ANALYSTS | OWNER_MAINTENANCE))
+def test_the_analyst_role_is_refused_every_write_query_file(conninfo, ward, name):
+    query_file = QUERIES[name].path.relative_to(REPO_ROOT)
+    command = [psql_binary(), "-X", "-v", "ON_ERROR_STOP=1", "-d", as_role(conninfo, ROLES.analyst)]
+    done = subprocess.run(
+        [*command, *analyst_variables(name, ward), "-f", str(query_file)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if name in OWNER_MAINTENANCE:
+        assert "WARNING:  permission denied to analyze" in done.stderr or "only table or database owner" in done.stderr
+        return
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert re.search(r"ERROR:  permission denied for (function|table) \w+", done.stderr), done.stderr

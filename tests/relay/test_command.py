@@ -11,6 +11,7 @@ import pytest
 
 from encounters_service import cli
 from encounters_service.settings import DATABASE_PARTS, REPO_ROOT
+from tests.helpers import as_app
 from tests.relay.support import MESSAGES, TIMEOUT_S, Consumer, waiting, write_outbox
 
 
@@ -18,7 +19,7 @@ def test_relay_command_publishes_until_sigterm_then_exits_cleanly(db, fresh_data
     write_outbox(db, *MESSAGES)
     env = {
         **{k: v for k, v in os.environ.items() if k not in DATABASE_PARTS},
-        "DATABASE_URL": fresh_database,
+        "DATABASE_URL": as_app(fresh_database),
         "RABBITMQ_HOST": relay_settings.rabbitmq_host,
         "RABBITMQ_PORT": str(relay_settings.rabbitmq_port),
         "RABBITMQ_EXCHANGE": relay_settings.rabbitmq_exchange,

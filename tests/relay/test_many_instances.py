@@ -14,7 +14,7 @@ from contextlib import ExitStack
 
 import psycopg
 
-from tests.helpers import SERVICE_ENV, Command, Service
+from tests.helpers import SERVICE_ENV, Command, Service, as_app
 from tests.relay.support import Consumer, eventually, waiting
 from tests.reliability.test_load import LOAD_SECONDS, assert_load_held, run_load
 
@@ -31,7 +31,7 @@ def test_two_instances_and_two_relays_on_one_database_keep_the_load_tests_guaran
 ):
     exchange = relay_settings.rabbitmq_exchange
     relay_env = {
-        "DATABASE_URL": fresh_database,
+        "DATABASE_URL": as_app(fresh_database),
         "RABBITMQ_HOST": relay_settings.rabbitmq_host,
         "RABBITMQ_PORT": str(relay_settings.rabbitmq_port),
         "RABBITMQ_EXCHANGE": exchange,
@@ -39,7 +39,7 @@ def test_two_instances_and_two_relays_on_one_database_keep_the_load_tests_guaran
     with ExitStack() as stack:
         relays = [stack.enter_context(Command.launch(relay_env, "relay")) for _ in range(RELAYS)]
         services = [
-            stack.enter_context(Service.start({**SERVICE_ENV, "DATABASE_URL": fresh_database}))
+            stack.enter_context(Service.start({**SERVICE_ENV, "DATABASE_URL": as_app(fresh_database)}))
             for _ in range(INSTANCES)
         ]
         for service in services:

@@ -17,6 +17,7 @@ from encounters_service import relay
 from encounters_service.app import create_app
 from encounters_service.relay import Backoff, Relay
 from encounters_service.settings import REPO_ROOT
+from tests.helpers import as_app
 from tests.relay.crashing_relay import CRASH_EXIT_CODE
 from tests.relay.support import MESSAGES, TIMEOUT_S, Consumer, CuttableProxy, eventually, running, waiting, write_outbox
 
@@ -29,7 +30,7 @@ def test_each_message_arrives_with_its_key_body_and_properties(db, fresh_databas
     async def scenario():
         async with (
             Consumer(relay_settings.rabbitmq_exchange) as consumer,
-            running(Relay(relay_settings, fresh_database)),
+            running(Relay(relay_settings, as_app(fresh_database))),
         ):
             return await consumer.wait_for(len(MESSAGES))
 
@@ -46,7 +47,7 @@ def test_the_relay_wakes_on_notify_rather_than_waiting_for_the_poll(db, fresh_da
     settings = dataclasses.replace(relay_settings, relay_poll_interval_s=60)
 
     async def scenario():
-        async with Consumer(settings.rabbitmq_exchange) as consumer, running(Relay(settings, fresh_database)):
+        async with Consumer(settings.rabbitmq_exchange) as consumer, running(Relay(settings, as_app(fresh_database))):
             write_outbox(db, MESSAGES[0])
             await consumer.wait_for(1)  # the relay is now idle, waiting
             written = time.monotonic()
@@ -67,7 +68,7 @@ def test_broker_outage_keeps_messages_waiting_then_delivers_them_in_order(db, fr
     async def scenario():
         async with CuttableProxy() as proxy, Consumer(relay_settings.rabbitmq_exchange) as consumer:
             settings = dataclasses.replace(relay_settings, rabbitmq_port=proxy.port)
-            async with running(Relay(settings, fresh_database, backoff=FAST)):
+            async with running(Relay(settings, as_app(fresh_database), backoff=FAST)):
                 write_outbox(db, numbered(a, 1))
                 await consumer.wait_for(1)
                 proxy.cut()
@@ -107,7 +108,7 @@ def test_a_relay_killed_between_publish_and_mark_leaves_the_messages_to_be_sent_
             assert await asyncio.wait_for(crashing.wait(), TIMEOUT_S) == CRASH_EXIT_CODE
             await consumer.wait_for(len(MESSAGES))
             assert waiting(db) == len(MESSAGES)  # published, confirmed, but never marked
-            async with running(Relay(relay_settings, fresh_database)):
+            async with running(Relay(relay_settings, as_app(fresh_database))):
                 return await consumer.wait_for(2 * len(MESSAGES))
 
     received = asyncio.run(scenario())
@@ -122,7 +123,7 @@ def test_two_relays_at_once_send_each_message_once_in_order_per_encounter(db, fr
     # 5 messages per encounter in runs (relays can work side by side), then 5 more interleaved
     # (each batch holds rows of encounters whose older rows the other relay may hold).
     backlog = [(e, n) for e in encounters for n in range(5)] + [(e, n) for n in range(5, 10) for e in encounters]
-    relays = [Relay(settings, fresh_database), Relay(settings, fresh_database)]
+    relays = [Relay(settings, as_app(fresh_database)), Relay(settings, as_app(fresh_database))]
 
     async def scenario():
         async with Consumer(settings.rabbitmq_exchange) as consumer, running(*relays):
@@ -148,13 +149,13 @@ def connected(caplog) -> int:
 def test_serve_with_relay_publishes_and_the_healthcheck_shows_the_backlog(db, fresh_database, relay_settings):
     write_outbox(db, *MESSAGES)
     db.execute("UPDATE encounters.outbox SET created_at = now() - interval '90 seconds'")
-    with TestClient(create_app(relay_settings, fresh_database)) as client:
+    with TestClient(create_app(relay_settings, as_app(fresh_database))) as client:
         health = client.get("/healthcheck").json()
     assert health["outbox_waiting"] == len(MESSAGES) and health["outbox_oldest_age_seconds"] >= 90
 
     async def scenario():
         async with Consumer(relay_settings.rabbitmq_exchange) as consumer:
-            with TestClient(create_app(relay_settings, fresh_database, relay=True)) as client:
+            with TestClient(create_app(relay_settings, as_app(fresh_database), relay=True)) as client:
                 await consumer.wait_for(len(MESSAGES))
                 await eventually(lambda: client.get("/healthcheck").json()["outbox_waiting"] == 0, "an empty backlog")
                 return client.get("/healthcheck").json()
@@ -169,7 +170,7 @@ def test_the_relay_prunes_published_messages_past_the_retention(db, fresh_databa
     settings = dataclasses.replace(relay_settings, outbox_retention_hours=1)
 
     async def scenario():
-        async with Consumer(settings.rabbitmq_exchange) as consumer, running(Relay(settings, fresh_database)):
+        async with Consumer(settings.rabbitmq_exchange) as consumer, running(Relay(settings, as_app(fresh_database))):
             return await consumer.wait_for(1)
 
     assert [json.loads(m.body) for m in asyncio.run(scenario())] == [MESSAGES[2][2]]
@@ -182,7 +183,7 @@ def test_with_rabbitmq_disabled_the_relay_publishes_nothing_and_messages_wait(db
 
     async def scenario():
         async with Consumer(settings.rabbitmq_exchange) as consumer:
-            async with running(Relay(settings, fresh_database)):
+            async with running(Relay(settings, as_app(fresh_database))):
                 await asyncio.sleep(0.3)
             return consumer.messages
 

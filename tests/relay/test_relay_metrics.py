@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from encounters_service.metrics import RELAY_REGISTRY
 from encounters_service.relay import Backoff, Relay
 from encounters_service.settings import DATABASE_PARTS, REPO_ROOT
+from tests.helpers import as_app
 from tests.relay.support import MESSAGES, TIMEOUT_S, Consumer, CuttableProxy, eventually, running, write_outbox
 
 FAST = Backoff(initial_s=0.05, maximum_s=0.2)
@@ -40,7 +41,7 @@ def test_published_failures_and_reconnects_are_counted(db, fresh_database, relay
     async def scenario():
         async with CuttableProxy() as proxy, Consumer(relay_settings.rabbitmq_exchange) as consumer:
             settings = dataclasses.replace(relay_settings, rabbitmq_port=proxy.port)
-            async with running(Relay(settings, fresh_database, backoff=FAST)):
+            async with running(Relay(settings, as_app(fresh_database), backoff=FAST)):
                 write_outbox(db, *MESSAGES)
                 await consumer.wait_for(len(MESSAGES))
                 await eventually(lambda: moved("published") == len(MESSAGES), "the published count")
@@ -61,7 +62,7 @@ def test_the_relay_command_serves_its_counters_on_relay_metrics_port(db, fresh_d
     port = port_for.select_random()
     env = {
         **{k: v for k, v in os.environ.items() if k not in DATABASE_PARTS},
-        "DATABASE_URL": fresh_database,
+        "DATABASE_URL": as_app(fresh_database),
         "RABBITMQ_HOST": relay_settings.rabbitmq_host,
         "RABBITMQ_PORT": str(relay_settings.rabbitmq_port),
         "RABBITMQ_EXCHANGE": relay_settings.rabbitmq_exchange,

@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 from encounters_service.app import create_app
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE
 from tests.api.test_encounter_writes import create, encounter_url, new_uuid
-from tests.helpers import auth
+from tests.helpers import as_app, auth
 from tests.relay.support import Consumer, eventually, waiting
 
 EWS_EDITOR = auth(READ_SCOPE, WRITE_SCOPE, clinician_id="clinician-ews", can_edit_ews=True)
@@ -52,7 +52,7 @@ def every_write(client) -> tuple[dict, dict, str]:
 def test_every_write_route_delivers_exactly_the_messages_it_recorded(db, fresh_database, relay_settings):
     async def scenario():
         async with Consumer(relay_settings.rabbitmq_exchange) as consumer:
-            with TestClient(create_app(relay_settings, fresh_database, relay=True)) as client:
+            with TestClient(create_app(relay_settings, as_app(fresh_database), relay=True)) as client:
                 written = every_write(client)
                 await consumer.wait_for(db.execute("SELECT count(*) FROM encounters.outbox").fetchone()[0])
                 await eventually(lambda: waiting(db) == 0, "the relay to mark every message published")

@@ -17,7 +17,7 @@ from encounters_service.app import create_app
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body, encounter_url
 from tests.conftest import served_in_thread, template_clone
-from tests.helpers import TEST_SETTINGS, auth
+from tests.helpers import TEST_SETTINGS, as_app, auth
 
 # A system caller that may change score systems: no route refuses it for lack of a claim.
 SYSTEM = auth(READ_SCOPE, WRITE_SCOPE, system_id="reliability-tests", can_edit_ews=True)
@@ -44,7 +44,7 @@ class Seeded:
 def seeded_server(pg_server, template_conninfo) -> Iterator[Seeded]:
     with (
         template_clone(pg_server) as conninfo,
-        served_in_thread(create_app(TEST_SETTINGS, conninfo)) as base_url,
+        served_in_thread(create_app(TEST_SETTINGS, as_app(conninfo))) as base_url,
         httpx.Client(base_url=base_url, headers=SYSTEM) as http,
     ):
         everything = seed(http)

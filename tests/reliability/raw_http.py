@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import template_clone
-from tests.helpers import SERVICE_ENV, Service, auth
+from tests.helpers import SERVICE_ENV, Service, as_app, auth
 
 IDLE_TIMEOUT_S = 3.0
 BODY_TIMEOUT_S = 2.0
@@ -24,7 +24,7 @@ def start(conninfo: str, **env: str) -> Service:
     service = Service.start(
         {
             **SERVICE_ENV,
-            "DATABASE_URL": conninfo,
+            "DATABASE_URL": as_app(conninfo),
             "HTTP_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT_S),
             "HTTP_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_S),
             **env,

@@ -28,7 +28,7 @@ from encounters_service.instants import LATEST
 from encounters_service.models import Body
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body, encounter_url, snapshot
 from tests.conftest import template_clone
-from tests.helpers import TEST_SETTINGS
+from tests.helpers import TEST_SETTINGS, as_app
 from tests.queries.arrange import insert_encounter
 from tests.reliability.conftest import SYSTEM
 
@@ -117,7 +117,7 @@ def module_database(pg_server, template_conninfo) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def client(module_database: str) -> Iterator[TestClient]:
-    with TestClient(create_app(TEST_SETTINGS, module_database)) as test_client:
+    with TestClient(create_app(TEST_SETTINGS, as_app(module_database))) as test_client:
         test_client.headers.update(SYSTEM)
         yield test_client
 

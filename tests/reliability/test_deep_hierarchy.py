@@ -27,7 +27,7 @@ from encounters_service.app import create_app
 from encounters_service.auth import READ_SCOPE
 from encounters_service.db import connect_sync, session_options
 from tests.conftest import served_in_thread, template_clone
-from tests.helpers import TEST_SETTINGS, auth
+from tests.helpers import TEST_SETTINGS, as_app, auth
 from tests.reliability.plans import PLAN_MODES, encounter_scans, plan_of, shown
 
 CHILDREN = 10_000
@@ -156,7 +156,7 @@ def test_descendant_plans_at_10000_children_probe_the_parent_index(hierarchy):
 
 def test_the_parent_patients_list_with_children_answers_in_bounded_time(hierarchy):
     with (
-        served_in_thread(create_app(TEST_SETTINGS, hierarchy.conninfo)) as base_url,
+        served_in_thread(create_app(TEST_SETTINGS, as_app(hierarchy.conninfo))) as base_url,
         httpx.Client(base_url=base_url, headers=ONE_CALLER, timeout=30) as http,
     ):
         started = time.monotonic()
@@ -177,7 +177,7 @@ def test_an_answer_lists_at_most_10000_descendants(fresh_database, db, chain_pat
     quickly, with a message; the compact form (which lists none), the first link's children (150)
     and the latest encounter (the first link) are answered."""
     with (
-        served_in_thread(create_app(TEST_SETTINGS, fresh_database)) as base_url,
+        served_in_thread(create_app(TEST_SETTINGS, as_app(fresh_database))) as base_url,
         httpx.Client(base_url=base_url, headers=ONE_CALLER, timeout=30) as http,
     ):
         started = time.monotonic()
@@ -202,7 +202,7 @@ def test_one_callers_flood_of_heavy_reads_leaves_other_callers_served(hierarchy)
     settings = replace(TEST_SETTINGS, pool_max_size=6)  # heavy reads: 3 per caller, 4 in all
     flood: list[tuple[int, float, str | None]] = []
     others: list[tuple[int, float]] = []
-    with served_in_thread(create_app(settings, hierarchy.conninfo)) as base_url:
+    with served_in_thread(create_app(settings, as_app(hierarchy.conninfo))) as base_url:
         deadline = time.monotonic() + flood_seconds
 
         def flood_requests() -> None:

@@ -18,7 +18,7 @@ from encounters_service.models import MAX_LIST_ITEMS
 from encounters_service.settings import Settings, load_settings
 from tests.api.test_encounter_writes import ENCOUNTERS, create, create_body, encounter_url, new_uuid, snapshot
 from tests.api.test_errors import assert_error
-from tests.helpers import TEST_SETTINGS, auth
+from tests.helpers import TEST_SETTINGS, as_app, auth
 from tests.reliability.conftest import OPENAPI, SYSTEM
 
 SOME_ID = "00000000-0000-4000-8000-000000000000"  # fixed, so test ids repeat
@@ -77,7 +77,7 @@ def test_a_query_string_over_the_limit_is_414(client, path):
 def one_connection_client(fresh_database):
     """The app with a single database connection and a short statement timeout."""
     settings = replace(TEST_SETTINGS, statement_timeout_ms=STATEMENT_TIMEOUT_MS, pool_min_size=1, pool_max_size=1)
-    with TestClient(create_app(settings, fresh_database)) as client:
+    with TestClient(create_app(settings, as_app(fresh_database))) as client:
         yield client
 
 

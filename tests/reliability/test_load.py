@@ -25,7 +25,7 @@ import httpx
 import psycopg
 
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body, encounter_url
-from tests.helpers import SERVICE_ENV, Service, auth
+from tests.helpers import SERVICE_ENV, Service, as_app, auth
 
 CLIENTS = 32
 LOAD_SECONDS = float(os.environ.get("LOAD_SECONDS", "15"))
@@ -144,7 +144,7 @@ async def run_load(base_urls: Sequence[str], seconds: float = LOAD_SECONDS) -> T
 
 
 def test_32_clients_mixed_reads_and_writes(fresh_database, db):
-    with Service.start({**SERVICE_ENV, "DATABASE_URL": fresh_database}) as service:
+    with Service.start({**SERVICE_ENV, "DATABASE_URL": as_app(fresh_database)}) as service:
         service.wait_until_running()
         tally = asyncio.run(run_load([service.base_url]))
         output = service.stop()

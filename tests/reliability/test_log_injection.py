@@ -24,7 +24,7 @@ import pytest
 
 from encounters_service.logs import configure_logging
 from tests.conftest import template_clone
-from tests.helpers import SERVICE_ENV, Service
+from tests.helpers import SERVICE_ENV, Service, as_app
 
 FORGED_STAMP = "2026-12-01 06:00:00,000"
 FORGED = f"/running%0a{FORGED_STAMP.replace(' ', '%20')}%20ERROR%20encounters_service.errors:%20forged"
@@ -56,7 +56,7 @@ RAW = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\
 @pytest.fixture(scope="module", params=["plain", "colour", "json"])
 def served(request, pg_server, template_conninfo) -> Iterator[tuple[str, Service]]:
     with template_clone(pg_server) as conninfo:
-        env = {**SERVICE_ENV, "DATABASE_URL": conninfo, "WEB_CONCURRENCY": "1", "LOG_FORMAT": request.param}
+        env = {**SERVICE_ENV, "DATABASE_URL": as_app(conninfo), "WEB_CONCURRENCY": "1", "LOG_FORMAT": request.param}
         service = Service.start(env)
         try:
             service.wait_until_running()

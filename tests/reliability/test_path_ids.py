@@ -24,7 +24,7 @@ from encounters_service.app import create_app
 from encounters_service.db import connect_sync
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body, snapshot
 from tests.conftest import served_in_thread, template_clone
-from tests.helpers import TEST_SETTINGS
+from tests.helpers import TEST_SETTINGS, as_app
 from tests.reliability.conftest import OPENAPI, SYSTEM, error_keys
 
 
@@ -58,7 +58,10 @@ def request(server: Server, method: str, path: str, body: object = None, headers
 
 @pytest.fixture(scope="module")
 def server(pg_server, template_conninfo) -> Iterator[Server]:
-    with template_clone(pg_server) as conninfo, served_in_thread(create_app(TEST_SETTINGS, conninfo)) as base_url:
+    with (
+        template_clone(pg_server) as conninfo,
+        served_in_thread(create_app(TEST_SETTINGS, as_app(conninfo))) as base_url,
+    ):
         address = urlsplit(base_url)
         bare = Server(address.hostname, address.port, conninfo, {})
         patient = str(uuid4())

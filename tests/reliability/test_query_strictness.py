@@ -19,7 +19,7 @@ from encounters_service import cursors
 from encounters_service.app import create_app
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body
 from tests.conftest import template_clone
-from tests.helpers import TEST_SETTINGS
+from tests.helpers import TEST_SETTINGS, as_app
 from tests.reliability.conftest import OPENAPI, SYSTEM
 
 # A valid value of each query parameter the routes read.
@@ -44,7 +44,7 @@ CASES = [(method, path, name, names) for method, path, names in READING for name
 
 @pytest.fixture(scope="module")
 def client(pg_server, template_conninfo) -> Iterator[TestClient]:
-    with template_clone(pg_server) as conninfo, TestClient(create_app(TEST_SETTINGS, conninfo)) as test_client:
+    with template_clone(pg_server) as conninfo, TestClient(create_app(TEST_SETTINGS, as_app(conninfo))) as test_client:
         test_client.headers.update(SYSTEM)
         yield test_client
 

@@ -13,7 +13,7 @@ import psycopg
 
 from encounters_service.db import APPLICATION_NAME
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body, encounter_url, new_uuid
-from tests.helpers import SERVICE_ENV, Service, auth
+from tests.helpers import SERVICE_ENV, Service, as_app, auth
 
 IN_FLIGHT = 8  # blocked in PostgreSQL when SIGTERM comes
 LOADERS = 8  # sending one request after another, on keep-alive connections
@@ -41,7 +41,7 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0(fresh_
     db.execute(f'ALTER DATABASE "{db.info.dbname}" SET log_min_messages = debug1')
     server_log = Path(pg_server.logfile)
     log_start = server_log.stat().st_size
-    service = Service.start({**SERVICE_ENV, "DATABASE_URL": fresh_database, "LOG_LEVEL": "DEBUG"})
+    service = Service.start({**SERVICE_ENV, "DATABASE_URL": as_app(fresh_database), "LOG_LEVEL": "DEBUG"})
     service.wait_until_running()
     with httpx.Client(base_url=service.base_url, headers=auth()) as http:
         encounter = http.post(ENCOUNTERS, json=create_body()).json()

@@ -26,7 +26,7 @@ from encounters_service.app import create_app
 from encounters_service.auth import READ_SCOPE
 from encounters_service.sqlfiles import load_queries
 from tests.api.test_encounter_writes import create_body, new_uuid
-from tests.helpers import TEST_SETTINGS, auth
+from tests.helpers import TEST_SETTINGS, as_app, auth
 from tests.replication import Replicated, replicated, wait_until_replayed
 
 CENSUS = "/dhos/v1/encounter/locations"
@@ -47,7 +47,7 @@ def service(cluster: Replicated, **changes: object) -> Iterator[TestClient]:
     settings = replace(
         TEST_SETTINGS, database_url=cluster.primary_conninfo, database_read_url=standby.conninfo(), **changes
     )
-    with TestClient(create_app(settings, cluster.primary_conninfo)) as client:
+    with TestClient(create_app(settings, as_app(cluster.primary_conninfo))) as client:
         yield client
 
 

@@ -27,7 +27,7 @@ from encounters_service.auth import (
     Authenticator,
     AuthError,
 )
-from tests.helpers import SERVICE_ENV, TEST_SETTINGS, Service, hs_payload
+from tests.helpers import SERVICE_ENV, TEST_SETTINGS, Service, as_app, hs_payload
 from tests.reliability.test_token_matrix import (  # noqa: F401 (arranged and matrix_client are fixtures)
     ROUTES,
     arranged,
@@ -186,7 +186,7 @@ MAX_GROWTH_MB = 48
 
 
 def test_a_served_worker_stays_small_under_many_distinct_tokens(fresh_database):
-    service = Service.start({**SERVICE_ENV, "DATABASE_URL": fresh_database, "WEB_CONCURRENCY": "1"})
+    service = Service.start({**SERVICE_ENV, "DATABASE_URL": as_app(fresh_database), "WEB_CONCURRENCY": "1"})
     try:
         service.wait_until_running()
         url = f"{service.base_url}/dhos/v2/encounter?patient_id={uuid.uuid4()}"

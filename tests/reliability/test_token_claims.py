@@ -22,7 +22,7 @@ import pytest
 
 from encounters_service.auth import ID_CLAIMS, READ_SCOPE, WRITE_SCOPE
 from tests.api.test_encounter_writes import ENCOUNTERS, create_body, snapshot
-from tests.helpers import SERVICE_ENV, Service, auth, hs_payload
+from tests.helpers import SERVICE_ENV, Service, as_app, auth, hs_payload
 from tests.reliability.test_token_matrix import (  # noqa: F401 (arranged and matrix_client are fixtures)
     EVERY_CLAIM,
     GOOD,
@@ -216,7 +216,7 @@ def test_two_authorization_headers_are_401_on_every_route(matrix_client, arrange
 
 def test_two_authorization_headers_are_401_from_the_served_service(fresh_database):
     """The server `serve` runs, not only the test client, keeps both headers for the app to refuse."""
-    service = Service.start({**SERVICE_ENV, "DATABASE_URL": fresh_database, "WEB_CONCURRENCY": "1"})
+    service = Service.start({**SERVICE_ENV, "DATABASE_URL": as_app(fresh_database), "WEB_CONCURRENCY": "1"})
     try:
         service.wait_until_running()
         url = f"{service.base_url}{ENCOUNTERS}?patient_id={create_body()['patient_uuid']}"

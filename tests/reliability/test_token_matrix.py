@@ -24,6 +24,7 @@ from tests.helpers import (
     IDP_PUBLIC_PEM,
     JWKS_SETTINGS,
     ROGUE_KEY,
+    as_app,
     hand_token,
     hs_payload,
     hs_token,
@@ -147,7 +148,7 @@ def new_uuid() -> str:
 
 @pytest.fixture
 def matrix_client(fresh_database) -> Iterator[TestClient]:
-    app = create_app(SETTINGS, fresh_database)
+    app = create_app(SETTINGS, as_app(fresh_database))
     app.state.authenticator = Authenticator(SETTINGS, jwks_client=jwks_client())
     with TestClient(app) as client:
         yield client

@@ -8,14 +8,4 @@
 -- Returns: one row: how many rows were marked.
 -- Example:
 --   psql "$PGURL" -v ON_ERROR_STOP=1 -v ids='{1,2,3}' -f sql/queries/relay/mark.sql
-WITH marked AS (
-    UPDATE encounters.outbox
-    SET published_at = clock_timestamp()
-    WHERE id = ANY(:'ids'::bigint[]) AND published_at IS NULL
-    RETURNING id
-)
-
-SELECT
-    count(*) AS marked,
-    pg_notify('encounters_outbox', '') AS notified
-FROM marked;
+SELECT encounters_api.mark_published(:'ids'::bigint[]) AS marked;

@@ -8,18 +8,4 @@
 -- Returns: one row: how many rows were deleted.
 -- Example:
 --   psql "$PGURL" -v ON_ERROR_STOP=1 -v retention='7 days' -v max_rows=10000 -f sql/queries/relay/prune.sql
-WITH pruned AS (
-    DELETE FROM encounters.outbox
-    WHERE
-        id IN (
-            SELECT id
-            FROM encounters.outbox
-            WHERE published_at < clock_timestamp() - :'retention'::interval
-            ORDER BY id
-            LIMIT :'max_rows'::integer
-        )
-    RETURNING id
-)
-
-SELECT count(*) AS pruned
-FROM pruned;
+SELECT encounters_api.prune_outbox(:'retention'::interval, :'max_rows'::integer) AS pruned;
