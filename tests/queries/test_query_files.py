@@ -356,6 +356,7 @@ REFUSED_TO_ANALYSTS = {
     "writes.create_encounters",
     "writes.merge_encounters",
     "writes.unlink_encounter",
+    "writes.undo_merge",
     "writes.update_encounter",
     "writes.update_score_system_history",
 }

@@ -60,6 +60,7 @@ WRITE_FUNCTIONS = [
     "encounters_api.mark_published(bigint[])",
     "encounters_api.merge_encounters(jsonb,text)",
     "encounters_api.prune_outbox(interval,integer)",
+    "encounters_api.undo_merge(jsonb,text)",
     "encounters_api.unlink_encounter(uuid,jsonb,text)",
     "encounters_api.unlink_encounter_if_match(uuid,jsonb,text,bigint[])",
     "encounters_api.update_encounter(uuid,jsonb,text,boolean)",
