@@ -35,7 +35,7 @@ FILES_RESERVED = 256  # per worker, besides its HTTP connections: database pool,
 @dataclass(frozen=True)
 class Databases:
     service: str  # what `serve` and `relay` connect as: the app role
-    migrations: str  # what `migrate` connects as: the owner (or a superuser, for migration 0007)
+    migrations: str  # what `migrate` connects as: the owner (or a superuser, for migration 0009)
 
 
 def _databases(settings: Settings, stack: ExitStack) -> Databases:

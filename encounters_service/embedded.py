@@ -44,12 +44,12 @@ class LocalPostgres:
 
     @property
     def conninfo(self) -> str:
-        """As the cluster's superuser: the migrations run as it (migration 0007 makes the roles)."""
+        """As the cluster's superuser: the migrations run as it (migration 0009 makes the roles)."""
         return self.conninfo_as("postgres")
 
     def conninfo_as(self, role: str) -> str:
         """As `role`: initdb --auth=trust lets every role log in on loopback, with no password
-        (the owner, app and analyst roles of migration 0007 have none)."""
+        (the owner, app and analyst roles of migration 0009 have none)."""
         return f"postgresql://{role}@127.0.0.1:{self.port}/{DATABASE}"
 
     def running(self) -> bool:

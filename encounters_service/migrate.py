@@ -36,7 +36,7 @@ FUNCTIONS_DIR = SQL_DIR / "functions"
 DOCUMENT_RENDERER = "encounters_api.encounter_document"
 # The migration that makes the roles of least privilege and encounters.grant_privileges(), which
 # the function step runs after the files (new functions get the same grants) from then on.
-ROLES_MIGRATION = "0007.database-roles"
+ROLES_MIGRATION = "0009.database-roles"
 # The function step's limits, as each migration's SET LOCAL: a lock it cannot get within 5 s fails
 # the upgrade instead of queueing the service's requests behind it. Rendering every stored
 # document gets 1 s more per thousand documents (minutes at millions of encounters).
@@ -83,7 +83,7 @@ def _backend(conninfo: str, options: str = "") -> Iterator[Any]:
 
 def upgrade(conninfo: str, roles: DatabaseRoles = DEFAULT_ROLES) -> list[str]:
     """Apply pending migrations and re-apply function files; returns the migration ids applied.
-    `roles` names the roles that migration 0007 makes (and records: later upgrades read them there)."""
+    `roles` names the roles that migration 0009 makes (and records: later upgrades read them there)."""
     migrations = read_migrations(str(MIGRATIONS_DIR))
     # The function step under yoyo's lock too: two upgrades at once (several instances started
     # with MIGRATE_ON_START) would otherwise replace the same functions side by side and one of
@@ -180,7 +180,7 @@ def _closure(name: str, requirements: dict[str, list[str]]) -> set[str]:
 
 def apply_functions(conninfo: str, directory: Path = FUNCTIONS_DIR, *, render: bool = True, grant: bool = True) -> None:
     """CREATE OR REPLACE every function file in one transaction, record changed checksums, (with
-    `grant`) give every function its owner and grants (encounters.grant_privileges, migration 0007),
+    `grant`) give every function its owner and grants (encounters.grant_privileges, migration 0009),
     and (with `render`) render the encounter documents that are missing or were rendered by a
     changed file. Within the migrations' limits (FUNCTION_STEP_*), saying what it does first."""
     queries = load_queries()
@@ -246,7 +246,7 @@ def require_current(conninfo: str) -> None:
 
 def role_warning(conninfo: str) -> str | None:
     """What is wrong with the role `serve` or `relay` is connected as, if anything: a superuser or
-    the owner may change the schema; the app role (migration 0007) may not."""
+    the owner may change the schema; the app role (migration 0009) may not."""
     with psycopg.connect(conninfo) as conn:
         [(connected_as, superuser, owner_role, app_role, has_owner_privileges)] = run_sync(
             conn, load_queries()["admin.connected_role"]

@@ -25,7 +25,7 @@ HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}  # the hash's length: t
 DATABASE_PARTS = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_NAME")
 
 
-# The roles of least privilege (migration 0007; docs/dba.md): who owns the schema and runs the
+# The roles of least privilege (migration 0009; docs/dba.md): who owns the schema and runs the
 # migrations, who `serve` and `relay` connect as, and who analysts connect as.
 ROLE_PURPOSES = ("owner", "app", "analyst")
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -38,7 +38,7 @@ class DatabaseRoles:
     analyst: str = "encounters_analyst"
 
     def migration_options(self) -> str:
-        """libpq `options` that hand the names to migration 0007 (settings encounters.<purpose>_role)."""
+        """libpq `options` that hand the names to migration 0009 (settings encounters.<purpose>_role)."""
         return " ".join(f"-c encounters.{purpose}_role={getattr(self, purpose)}" for purpose in ROLE_PURPOSES)
 
 
@@ -54,7 +54,7 @@ class SettingsError(ValueError):
 class Settings:
     database_url: str | None = None  # None: start the embedded local PostgreSQL
     migration_database_url: str | None = None  # `migrate` connects as the owner here; None: database_url
-    database_roles: DatabaseRoles = DEFAULT_ROLES  # the names migration 0007 creates
+    database_roles: DatabaseRoles = DEFAULT_ROLES  # the names migration 0009 creates
     database_read_url: str | None = None  # hot standbys for reads (standbys.py); None: all on the primary
     read_routes: str = "census"  # which reads may run on a standby: api/read_routing.py
     read_max_lag_ms: int = 1000  # a standby further behind the primary than this is not read from

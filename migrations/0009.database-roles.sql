@@ -31,7 +31,7 @@ CREATE TABLE encounters.database_role (
     CONSTRAINT database_role_purpose CHECK (purpose IN ('owner', 'app', 'analyst'))
 );
 COMMENT ON TABLE encounters.database_role IS
-'The roles of least privilege (migration 0007): who owns the schema, who the service and analysts connect as.';
+'The roles of least privilege (migration 0009): who owns the schema, who the service and analysts connect as.';
 COMMENT ON COLUMN encounters.database_role.purpose IS 'owner (migrations), app (serve and relay) or analyst (reads).';
 COMMENT ON COLUMN encounters.database_role.role_name IS 'The PostgreSQL role.';
 
@@ -137,7 +137,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION encounters.grant_privileges() IS
-'Creates the roles of encounters.database_role if need be, hands every object to the owner and grants (migration 0007).';
+'Creates the roles of encounters.database_role if need be, hands every object to the owner and grants (migration 0009).';
 
 -- (in a DO block: yoyo prints what a SELECT returns)
 DO $$ BEGIN PERFORM encounters.grant_privileges(); END $$;

@@ -39,7 +39,7 @@ TEST_SETTINGS = replace(
 )
 
 
-# The roles of least privilege that migration 0007 makes on the test server (the default names):
+# The roles of least privilege that migration 0009 makes on the test server (the default names):
 # the service under test connects as ROLES.app; fixtures that arrange data as the superuser.
 ROLES = DatabaseRoles()
 

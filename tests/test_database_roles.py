@@ -59,7 +59,7 @@ def test_migrate_connects_with_the_migration_url_and_the_app_role_may_not_migrat
     monkeypatch.setenv("MIGRATION_DATABASE_URL", as_role(fresh_database, ROLES.owner))
     cli.main(["migrate", "rollback"])
     cli.main(["migrate", "upgrade"])
-    assert "applied: 0007.database-roles; function files re-applied" in capsys.readouterr().out
+    assert "applied: 0009.database-roles; function files re-applied" in capsys.readouterr().out
 
 
 def test_migrate_status_says_who_may_do_what(capsys, monkeypatch, fresh_database):

@@ -190,7 +190,7 @@ COMMENT ON FUNCTION encounters.keep_encounter_version() IS
 COMMENT ON TABLE encounters.deployed_function IS 'Each sql/functions file deployed by `encounters-service migrate`, with its checksum.';
 
 COMMENT ON TABLE encounters.database_role IS
-'The roles of least privilege (migration 0007): who owns the schema, who the service and analysts connect as.';
+'The roles of least privilege (migration 0009): who owns the schema, who the service and analysts connect as.';
 
 COMMENT ON COLUMN encounters.database_role.purpose IS 'owner (migrations), app (serve and relay) or analyst (reads).';
 

@@ -99,4 +99,4 @@ END;
 $$;
 
 COMMENT ON FUNCTION encounters.grant_privileges() IS
-'Creates the roles of encounters.database_role if need be, hands every object to the owner and grants (migration 0007).';
+'Creates the roles of encounters.database_role if need be, hands every object to the owner and grants (migration 0009).';

@@ -341,7 +341,7 @@ def test_docs_show_a_runnable_example_for_every_read_query_file(conninfo, ward, 
         json.loads(done.stdout or "null")
 
 
-# --- the analyst role (migration 0007) --------------------------------------------------------
+# --- the analyst role (migration 0009) --------------------------------------------------------
 
 # The query files that write, or that only the owner may run: the analyst role is refused each.
 REFUSED_TO_ANALYSTS = {

@@ -1,4 +1,4 @@
-"""Least privilege (migration 0007): what the app and analyst roles may and may not do, who owns
+"""Least privilege (migration 0009): what the app and analyst roles may and may not do, who owns
 every object, and the grants a function added later gets."""
 
 from __future__ import annotations
@@ -147,9 +147,9 @@ def test_the_owner_owns_every_object_of_the_schemas_and_yoyos_tables(db):
 
 
 def test_once_made_the_owner_runs_the_migrations_itself(fresh_database, db):
-    """0007 is a superuser's job, once; afterwards the owner is enough, even to roll everything
+    """0009 is a superuser's job, once; afterwards the owner is enough, even to roll everything
     back (the schemas dropped) and build it all again."""
-    # What 0007 granted on the template: a database's own privileges are not copied to its clones.
+    # What 0009 granted on the template: a database's own privileges are not copied to its clones.
     db.execute(f"GRANT CREATE ON DATABASE {db.info.dbname} TO {ROLES.owner}")
     owner = as_role(fresh_database, ROLES.owner)
     applied = migrate.status(owner).applied
@@ -202,7 +202,7 @@ def test_roles_named_in_the_settings_are_made_once_per_server_and_granted_in_eac
                 app.execute("TRUNCATE encounters.encounter")
 
 
-def test_without_a_superuser_a_member_of_the_owner_role_runs_migration_0007(pg_server):
+def test_without_a_superuser_a_member_of_the_owner_role_runs_migration_0009(pg_server):
     """docs/dba.md, on a server where the service's role is not a superuser: the roles made by
     the DBA beforehand, the migrating role (which owns the database) made a member of the owner."""
     migrator, name = f"migrator_{uuid.uuid4().hex[:8]}", f"roles_{uuid.uuid4().hex[:12]}"

@@ -1,4 +1,4 @@
--- Who this session is logged in as, against the roles of least privilege (migration 0007).
+-- Who this session is logged in as, against the roles of least privilege (migration 0009).
 --
 -- `serve` and `relay` run it at start, and warn when they are connected as a superuser or with
 -- the owner's privileges: they should connect as the app role.

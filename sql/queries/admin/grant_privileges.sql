@@ -1,4 +1,4 @@
--- Gives every object of the service's schemas its owner and each role its grants, as migration 0007 did.
+-- Gives every object of the service's schemas its owner and each role its grants, as migration 0009 did.
 --
 -- `migrate upgrade` runs it after re-applying sql/functions, so that a new function is owned by
 -- the owner role, executable by the app role, and by the analyst role if it runs with the
