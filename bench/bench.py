@@ -603,20 +603,48 @@ def measure(base: str, route: Route, dataset: Dataset, conn: psycopg.Connection,
 # --- the report ------------------------------------------------------------------------------
 
 
+CENSUS_ROUTE = "locations (2,000 ids)"
+NOT_ENCOUNTERS = ("patient_count",)  # reads whose answer is not a list of encounters (counts per location)
+
+
+def floor_allowance_ms(results: list[Result], r: Result) -> float | None:
+    """Issue 17 item 1: what a read answering r.items encounters may cost PostgreSQL: twice the
+    census's floor per encounter (same dataset, same run) for each, plus 0.3 ms. None for a route
+    that answers no encounters, or without the census of its dataset."""
+    census = next((c for c in results if c.dataset == r.dataset and c.route == CENSUS_ROUTE), None)
+    if census is None or not r.read or r.route.startswith(NOT_ENCOUNTERS) or r.route.endswith(NO_FRAMEWORK):
+        return None
+    return 2 * census.floor_ms / census.items * r.items + 0.3
+
+
 def table(results: list[Result]) -> str:
     census = {r.route: r for r in results if r.dataset == "census"}
     lines = [
         "| dataset | route | items | KB | req/s | p50 ms | p90 ms | p99 ms | SQL floor ms | p50/floor"
-        " | p50 scale/census | failed |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        " | p50 scale/census | floor/allowed | failed |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
         growth = f"{r.p50_ms / census[r.route].p50_ms:.2f}" if r.dataset != "census" and r.route in census else ""
+        allowed = floor_allowance_ms(results, r)
+        per_encounter = f"{r.floor_ms / allowed:.2f}" if allowed else ""
         lines.append(
             f"| {r.dataset} | {r.route} | {r.items:,} | {r.kilobytes:,.0f} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} "
-            f"| {r.p90_ms:.2f} | {r.p99_ms:.2f} | {r.floor_ms:.2f} | {r.ratio:.2f} | {growth} | {r.failures} |"
+            f"| {r.p90_ms:.2f} | {r.p99_ms:.2f} | {r.floor_ms:.2f} | {r.ratio:.2f} | {growth} | {per_encounter} "
+            f"| {r.failures} |"
         )
     return "\n".join(lines)
+
+
+def per_encounter_target(results: list[Result]) -> tuple[bool, str]:
+    """Issue 17 item 1, over every read answering encounters, at each dataset measured."""
+    judged = [(r, allowed) for r in results if (allowed := floor_allowance_ms(results, r))]
+    over = [f"{r.dataset} {r.route} {r.floor_ms:.2f} > {allowed:.2f} ms"
+            for r, allowed in judged if r.floor_ms > allowed]  # fmt: skip
+    per = ", ".join(f"{c.dataset} {c.floor_ms / c.items * 1000:.1f} µs" for c in results if c.route == CENSUS_ROUTE)
+    return (not over, f"R4.1 every list route's SQL floor ≤ 2 × the census floor per encounter ({per}) × its items "
+            f"+ 0.3 ms ('floor/allowed' ≤ 1): {len(judged) - len(over)} of {len(judged)} within"
+            + (f"; over: {'; '.join(over)}" if over else ""))  # fmt: skip
 
 
 def stack_floor_note(results: list[Result]) -> str:
@@ -639,7 +667,7 @@ def stack_floor_note(results: list[Result]) -> str:
 def targets(results: list[Result], extras: dict) -> list[tuple[bool, str]]:
     by = {(r.dataset, r.route): r for r in results}
     reads = [r for r in results if r.read]
-    census_call = by[("census", "locations (2,000 ids)")]
+    census_call = by[("census", CENSUS_ROUTE)]
     worst = max(reads, key=lambda r: r.ratio)
     checks = [
         (census_call.ratio <= 2 and census_call.p50_ms <= 40,
@@ -660,6 +688,7 @@ def targets(results: list[Result], extras: dict) -> list[tuple[bool, str]]:
                    f"4. single-encounter reads ≥ 3,000 req/s: lowest {slowest.requests_per_s:,.0f} "
                    f"({slowest.dataset} {slowest.route})"))  # fmt: skip
     rss, pss = extras.get("peak_memory_mb", (0.0, 0.0))
+    checks.append(per_encounter_target(results))
     checks.append((pss < 300, f"5. peak memory, census locations with 8 clients: {pss:.0f} MB PSS (< 300; "
                    f"sum of the processes' RSS, shared pages counted in each: {rss:.0f} MB)"))  # fmt: skip
     return checks

@@ -14,7 +14,7 @@ AND discharged_at IS NULL
 AND deleted_at IS NULL;
 
 CREATE INDEX encounter_patient_idx
-ON encounters.encounter (patient_uuid, admitted_at DESC, created DESC);
+ON encounters.encounter (patient_uuid, (discharged_at IS NULL) DESC, admitted_at DESC, created DESC, uuid DESC);
 
 CREATE INDEX encounter_epr_id_idx ON encounters.encounter (epr_encounter_id)
 WHERE epr_encounter_id IS NOT NULL;

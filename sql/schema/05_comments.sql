@@ -62,7 +62,7 @@ COMMENT ON INDEX encounters.encounter_live_epr_id_key IS 'An EPR encounter id is
 
 COMMENT ON INDEX encounters.encounter_one_open_local_key IS 'A patient has at most one open local top-level encounter.';
 
-COMMENT ON INDEX encounters.encounter_patient_idx IS 'Encounters of a patient, latest first.';
+COMMENT ON INDEX encounters.encounter_patient_idx IS 'Encounters of a patient, latest first (the open one first).';
 
 COMMENT ON INDEX encounters.encounter_epr_id_idx IS 'Look-up by EPR id, deleted encounters included.';
 

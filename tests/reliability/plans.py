@@ -67,3 +67,33 @@ def encounter_scans(plan: dict) -> list[Scan]:
 def shown(plan: dict) -> str:
     """A plan's scans, one line each, for an assertion message."""
     return "\n".join(f"  {s.node} {s.relation or ''} {s.index or ''} {s.join or ''}" for s in scans(plan["Plan"]))
+
+
+def function_plans(conn: psycopg.Connection, name: str, params: dict) -> list[dict]:
+    """The plans of the statements that functions run while the query file `name` runs with
+    `params` (auto_explain's nested statements, sent to this session as notices): what EXPLAIN of
+    the query itself does not show, e.g. encounters_api.child_encounter_uuids's recursion."""
+    query = QUERIES[name]
+    values = [value if isinstance(value, str) else json.dumps(value) for value in query.arguments(params)]
+    found: list[dict] = []
+
+    def keep(notice: psycopg.errors.Diagnostic) -> None:
+        text = notice.message_primary or ""
+        if "plan:" in text:
+            plan = json.loads(text.split("plan:", 1)[1])
+            if plan.get("Query Text", "").strip() != query.sql.strip():  # the query's own plan: EXPLAIN shows it
+                found.append(plan)
+
+    conn.execute("LOAD 'auto_explain'")
+    for setting in ("log_min_duration = 0", "log_nested_statements = on", "log_format = json"):
+        conn.execute(f"SET auto_explain.{setting}")
+    conn.execute("SET client_min_messages = log")
+    conn.add_notice_handler(keep)
+    try:
+        with psycopg.RawCursor(conn) as cursor:  # the file's $n placeholders, as the service runs it
+            cursor.execute(query.sql, values)
+    finally:
+        conn.remove_notice_handler(keep)
+        conn.execute("RESET client_min_messages")
+        conn.execute("SET auto_explain.log_min_duration = -1")
+    return found

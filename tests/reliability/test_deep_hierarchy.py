@@ -28,7 +28,7 @@ from encounters_service.auth import READ_SCOPE
 from encounters_service.db import connect_sync, session_options
 from tests.conftest import served_in_thread, template_clone
 from tests.helpers import TEST_SETTINGS, as_app, auth
-from tests.reliability.plans import PLAN_MODES, encounter_scans, plan_of, shown
+from tests.reliability.plans import PLAN_MODES, encounter_scans, function_plans, plan_of, shown
 
 CHILDREN = 10_000
 CHAIN = 151  # 151 * 150 / 2 = 11,325 descendants listed in all by the chain's patient: over the limit
@@ -140,10 +140,13 @@ def test_descendant_plans_at_10000_children_probe_the_parent_index(hierarchy):
         ).fetchone() == (1, True)
         for name, param_list in calls.items():
             for call in param_list:
+                # The list reads find the descendants in encounters_api.child_encounter_uuids: its plans too.
+                nested = function_plans(conn, f"encounters.{name}", call)
+                assert nested or name == "descendants", f"no plan of child_encounter_uuids for {name}"
                 for mode in PLAN_MODES:
                     plan = plan_of(conn, f"encounters.{name}", call, mode)
-                    found = encounter_scans(plan)
-                    where = f"{name} {mode} {call}:\n{shown(plan)}"
+                    found = encounter_scans(plan) + [scan for inner in nested for scan in encounter_scans(inner)]
+                    where = f"{name} {mode} {call}:\n{shown(plan)}\n" + "\n".join(shown(inner) for inner in nested)
                     probes = [s for s in found if s.index == "encounter_parent_idx"]
                     assert probes, f"no parent-index probe in {where}"
                     assert not [s for s in found if s.join in ("Merge Join", "Hash Join")], where

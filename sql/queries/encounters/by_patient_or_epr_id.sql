@@ -3,7 +3,7 @@
 -- Both filters given: encounters matching both; neither: none (the route refuses that request).
 -- Order: open ones first (not discharged, not deleted), then the newest admission first, then
 -- the newest creation first. The full form carries child_encounter_uuids (every descendant,
--- deleted ones included): more than 10,000 in all → EN422 (encounters_api.check_descendant_limit,
+-- deleted ones included): more than 10,000 in all → EN422 (encounters_api.child_encounter_uuids,
 -- checked before anything is rendered).
 -- Parameters:
 --   patient_id        text     the patient's uuid; '' = any patient
@@ -30,12 +30,28 @@ WITH listed AS MATERIALIZED (
         AND (:'epr_encounter_id'::text = '' OR e.epr_encounter_id = :'epr_encounter_id'::text)
         AND (:'show_deleted'::boolean OR e.deleted_at IS NULL)
         AND (:'show_children'::boolean OR e.child_of_encounter_uuid IS NULL)
+),
+
+-- Every child_encounter_uuids of the answer in one call, which is also the answer's bound.
+children AS MATERIALIZED (
+    SELECT encounters_api.child_encounter_uuids(array(SELECT l.uuid FROM listed AS l)) AS uuids
+    WHERE NOT :'compact'::boolean
 )
 
 SELECT
     coalesce(
         json_agg(
-            d.document
+            CASE
+                -- The compact form is not stored: rendered, only when asked for.
+                WHEN :'compact'::boolean
+                    THEN (
+                        SELECT c.document::json
+                        FROM
+                            encounters_api.encounter_document(e::encounters.encounter, TRUE, :'expanded'::boolean)
+                                AS c (document)
+                    )
+                ELSE encounters_api.full_document(e::encounters.encounter, e.document, :'expanded'::boolean, k.uuids)
+            END
             ORDER BY
                 e.discharged_at IS NULL AND e.deleted_at IS NULL DESC,
                 e.admitted_at DESC,
@@ -45,8 +61,4 @@ SELECT
         '[]'::json
     ) AS encounters
 FROM listed AS e
-CROSS JOIN
-    LATERAL encounters_api.encounter_document(
-        e::encounters.encounter, :'compact'::boolean, :'expanded'::boolean, TRUE
-    ) AS d (document)
-WHERE :'compact'::boolean OR encounters_api.check_descendant_limit(array(SELECT l.uuid FROM listed AS l), TRUE);
+LEFT JOIN children AS k ON TRUE;

@@ -9,7 +9,7 @@
 --   compact      boolean      true: the compact form
 -- Returns: one row, one column: a JSON object {patient_uuid: encounter} ({} when none; the full
 --   form carries child_encounter_uuids: more than 10,000 in all → EN422, checked by
---   encounters_api.check_descendant_limit before anything is rendered). Read it with
+--   encounters_api.child_encounter_uuids before anything is rendered). Read it with
 --   `psql -At … | jq .`
 -- Example:
 --   psql "$PGURL" -v ON_ERROR_STOP=1 -At -v patient_ids='{2126393f-c86b-4bf2-9f68-42bb03a7b68a}' -v open_as_of=-infinity \
@@ -18,18 +18,30 @@ WITH latest AS MATERIALIZED (
     SELECT l.*
     FROM (SELECT DISTINCT unnest(:'patient_ids'::uuid[]) AS patient_uuid) AS p
     CROSS JOIN LATERAL encounters_api.latest_encounter(p.patient_uuid, NULL, :'open_as_of'::timestamptz) AS l
+),
+
+-- Every child_encounter_uuids of the answer in one call, which is also the answer's bound.
+children AS MATERIALIZED (
+    SELECT encounters_api.child_encounter_uuids(array(SELECT t.uuid FROM latest AS t)) AS uuids
+    WHERE NOT :'compact'::boolean
 )
 
 SELECT
     coalesce(
         json_object_agg(
             l.patient_uuid,
-            d.document
+            CASE
+                -- The compact form is not stored: rendered, only when asked for.
+                WHEN :'compact'::boolean
+                    THEN (
+                        SELECT c.document::json
+                        FROM encounters_api.encounter_document(l::encounters.encounter, compact => TRUE) AS c (document)
+                    )
+                ELSE encounters_api.full_document(l::encounters.encounter, l.document, FALSE, k.uuids)
+            END
             ORDER BY l.patient_uuid
         ),
         '{}'::json
     ) AS latest
 FROM latest AS l
-CROSS JOIN
-    LATERAL encounters_api.encounter_document(l::encounters.encounter, :'compact'::boolean, FALSE, TRUE) AS d (document)
-WHERE :'compact'::boolean OR encounters_api.check_descendant_limit(array(SELECT t.uuid FROM latest AS t), TRUE);
+LEFT JOIN children AS k ON TRUE;

@@ -1,6 +1,7 @@
 -- Encounters modified strictly after a time, newest modification first (GET /dhos/v2/encounters).
 --
--- The full form here carries no child_encounter_uuids. The encounters are read in a subquery
+-- The full form here carries no child_encounter_uuids: it is the stored document
+-- (encounters_api.full_document; rendered only when expanded). The encounters are read in a subquery
 -- that OFFSET 0 keeps apart, so that the scan has only `modified` to go by and
 -- encounter_modified_idx is its one index (without statistics, the partial index
 -- encounter_location_current_idx looked nearly empty and was walked whole instead).
@@ -18,7 +19,17 @@
 SELECT
     coalesce(
         json_agg(
-            d.document
+            CASE
+                -- The compact form is not stored: rendered, only when asked for.
+                WHEN :'compact'::boolean
+                    THEN (
+                        SELECT c.document::json
+                        FROM
+                            encounters_api.encounter_document(e::encounters.encounter, TRUE, :'expanded'::boolean)
+                                AS c (document)
+                    )
+                ELSE encounters_api.full_document(e::encounters.encounter, e.document, :'expanded'::boolean, NULL)
+            END
             ORDER BY e.modified DESC, e.uuid DESC
         ),
         '[]'::json
@@ -29,10 +40,7 @@ FROM (
     WHERE m.modified > :'modified_since'::timestamptz
     OFFSET 0  -- noqa: AM09
 ) AS e
-CROSS JOIN
-    LATERAL encounters_api.encounter_document(
-        e::encounters.encounter, :'compact'::boolean, :'expanded'::boolean
-    ) AS d (document)
+
 WHERE
     (:'show_deleted'::boolean OR e.deleted_at IS NULL)
     AND (:'show_children'::boolean OR e.child_of_encounter_uuid IS NULL);

@@ -68,7 +68,7 @@ WITH matched AS NOT MATERIALIZED (
         -- both tests are index conditions (a BitmapOr of encounter_location_idx and the primary key).
         AND (
             cardinality(:'locations'::uuid[]) = 0
-            OR (e.location_uuid = ANY(:'locations'::uuid[]) AND e.deleted_at IS NULL)
+            OR e.location_uuid = ANY(:'locations'::uuid[])
             OR e.uuid = ANY((
                 SELECT array_agg(o.uuid)
                 FROM encounters.location_history AS h
