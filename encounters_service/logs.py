@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from logging import _SysExcInfoType  # typeshed's name for what sys.exc_info() returns
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
 _LEVELS = {"ERROR": logging.ERROR, "WARN": logging.WARNING, "INFO": logging.INFO, "DEBUG": logging.DEBUG}
 _COLOURS = {"DEBUG": "\033[36m", "INFO": "\033[32m", "WARNING": "\033[33m", "ERROR": "\033[31m", "CRITICAL": "\033[41m"}
 _RESET = "\033[0m"
@@ -196,7 +197,10 @@ def request_logging(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"")
+        given = b""
+        for name, value in scope["headers"]:  # the last one, as dict(scope["headers"]) had it, without the dict
+            if name == _REQUEST_ID_NAME:
+                given = value
         request_id = given.decode() if _REQUEST_ID.fullmatch(given) else _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
@@ -206,7 +210,7 @@ def request_logging(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER.encode(), request_id.encode())]
+                message["headers"] = [*message.get("headers", []), (_REQUEST_ID_NAME, request_id.encode())]
             await send(message)
 
         try:
