@@ -10,6 +10,7 @@ import string
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -189,9 +190,11 @@ def _new_request_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
-def request_logging(app: ASGIApp) -> ASGIApp:
+def request_logging(app: ASGIApp, count: Callable[[Scope, int, float], None] | None = None) -> ASGIApp:
     """ASGI middleware: a request id (the caller's X-Request-ID if it is plain, else a new one),
-    echoed in the response header and written in one log line per request with status and duration."""
+    echoed in the response header and written in one log line per request with status and duration.
+    `count` (metrics.count_request), if given, is called with the scope, the status and the
+    duration in seconds of each request, before its line is logged."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -216,7 +219,10 @@ def request_logging(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000
+            elapsed = time.perf_counter() - started
+            if count is not None:
+                count(scope, status, elapsed)
+            elapsed_ms = elapsed * 1000
             fields = {
                 "method": escape(scope["method"]),
                 "path": loggable_path(scope["path"]),
