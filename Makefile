@@ -12,10 +12,10 @@ help:  ## this list: each target and what it does
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,lint]'
+	$(BIN)/pip install --quiet -e '.[test,lint,bench]'
 	touch $@
 
-install: $(BIN)/.installed  ## create .venv with the package and its test and lint tools
+install: $(BIN)/.installed  ## create .venv with the package and its test, lint and bench tools
 
 # Each linter runs, whatever the one before found; `make lint` fails if any of them did.
 LINTERS := "$(BIN)/ruff check ." "$(BIN)/ruff format --check ." "$(BIN)/mypy" \
@@ -41,12 +41,13 @@ status: $(BIN)/.installed  ## applied/pending migrations and deployed function c
 token: $(BIN)/.installed  ## a read+write token for local use
 	$(BIN)/encounters-service token
 
-bench: $(BIN)/.installed  ## service vs SQL floor at 5k and 1M encounters, census on a standby, CPU per call, WAL per write, the census compressed through a shaped link (README "Performance"); QUICK=1 for a 3-minute run
+bench: $(BIN)/.installed  ## service vs SQL floor at 5k and 1M encounters, census on a standby, CPU per call, WAL per write, the census compressed through a shaped link, a request's CPU by component (README "Performance"); QUICK=1 for a 3-minute run
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq wrk; } \
 		|| { echo "make bench needs wrk: apt-get install -y wrk (Debian/Ubuntu), brew install wrk (macOS)"; exit 1; }
 	$(BIN)/python bench/bench.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 	$(BIN)/python bench/standby_bench.py $(if $(QUICK),--quick)
 	$(BIN)/python bench/shaped_link_bench.py $(if $(QUICK),--quick)
+	$(BIN)/python bench/profile_requests.py $(if $(QUICK),--requests 2000) --route "get by id" --route "patient_count"
 
 openapi: $(BIN)/.installed  ## write docs/openapi.json, the OpenAPI document the service serves (no database needed)
 	$(BIN)/python -m encounters_service.docs_gen openapi

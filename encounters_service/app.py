@@ -24,7 +24,7 @@ from encounters_service.db import Database, make_pool
 from encounters_service.errors import EXCEPTION_HANDLERS
 from encounters_service.guards import check_content, guarded
 from encounters_service.logs import configure_logging, request_logging
-from encounters_service.metrics import instrument, publishing
+from encounters_service.metrics import count_request, publishing
 from encounters_service.relay import Relay, relay_in_background
 from encounters_service.settings import Settings, SettingsError, load_settings
 from encounters_service.standbys import Standbys
@@ -90,10 +90,9 @@ def create_app(settings: Settings, conninfo: str, *, relay: bool = False) -> Lit
     app.asgi_handler = guarded(
         app.asgi_handler, body_timeout_s=settings.http_body_timeout_s, allowed_methods=allowed_methods
     )
-    if settings.metrics_enabled:  # outside the router too: 404 and 405 are counted
-        app.asgi_handler = instrument(app.asgi_handler)
-    # Outermost, so that unknown routes (404) and wrong methods (405) are logged too.
-    app.asgi_handler = request_logging(app.asgi_handler)
+    # Outermost, so that unknown routes (404) and wrong methods (405) are logged, and (metrics)
+    # counted, too: the request log's middleware counts each request as it logs it.
+    app.asgi_handler = request_logging(app.asgi_handler, count=count_request if settings.metrics_enabled else None)
     return app
 
 

@@ -49,6 +49,7 @@ VERIFIED_BYTES = 1024 * 1024
 CACHED_TOKEN_BYTES = 4 * 1024
 VERIFIED_FOR_SECONDS = 60
 TWO_HEADERS = "more than one Authorization header"
+AUTHORIZATION = b"authorization"
 _CLAIM_MESSAGES = {"system_id": "this route is only for system callers (claim 'system_id')"}
 _SCOPE_MESSAGES = {
     FHIR_READ: f"missing scope '{READ_SCOPE}' or a SMART scope that grants reading Encounters"
@@ -326,7 +327,10 @@ def mint_token(
 def caller_from_request(request: Request[Any, Any, Any]) -> Caller:
     """Litestar glue: authenticate with the Authenticator kept at `app.state.authenticator`."""
     authenticator: Authenticator = request.app.state.authenticator
-    authorizations = request.headers.getall("authorization", [])
+    # From the ASGI scope, decoded as request.headers decodes them: building request.headers (a
+    # case-insensitive multidict of every header) cost more than this route needs of it.
+    headers = request.scope["headers"]
+    authorizations = [value.decode("latin-1") for name, value in headers if name.lower() == AUTHORIZATION]
     if len(authorizations) > 1:
         raise AuthError.unauthorized(TWO_HEADERS)
     return authenticator.authenticate(authorizations[0] if authorizations else None)

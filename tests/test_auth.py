@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import jwt
 import pytest
-from litestar.datastructures import Headers
 
 from encounters_service import auth
 from encounters_service.auth import (
@@ -224,8 +223,8 @@ def test_require_allows(caller, scope, claim):
 
 
 def test_caller_from_request_uses_app_authenticator():
-    request = SimpleNamespace(
-        headers=Headers({"authorization": bearer(hs_token())}),
+    request = SimpleNamespace(  # the header as the ASGI scope has it: caller_from_request reads it there
+        scope={"headers": [(b"host", b"x"), (b"authorization", bearer(hs_token()).encode())]},
         app=SimpleNamespace(state=SimpleNamespace(authenticator=HS)),
     )
     assert caller_from_request(request).id == "clin-1"

@@ -22,6 +22,7 @@ from encounters_service.api.common import (
     WRITE,
     caller_of,
     database,
+    header,
     json_response,
     requires,
 )
@@ -106,7 +107,7 @@ async def get_encounter(
     [(found, version)] = await reads(request).rows(
         "writes.get_encounter", encounter_id=encounter_id, show_deleted=show_deleted
     )
-    if none_match(request.headers.get("if-none-match"), version):
+    if none_match(header(request, b"if-none-match"), version):
         return Response(content=b"", status_code=304, headers={"ETag": etag(version)})
     return _versioned(found, version)
 
