@@ -344,7 +344,17 @@ def fetch(base: str, call: Call, token: str) -> bytes:
         method=call.method,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
+    for _ in range(9):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.read()
+        except urllib.error.HTTPError as error:
+            # The heavy requests a wrk run left queued (wrk gives up on them, the service does
+            # not) can fill the read gate for a moment: a 503 with Retry-After. Wait, as a client would.
+            if error.code != 503:
+                raise
+            time.sleep(float(error.headers.get("Retry-After") or 1))
+    with urllib.request.urlopen(request, timeout=30) as response:  # the last try: its error is the caller's
         return response.read()
 
 
