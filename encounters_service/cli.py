@@ -156,8 +156,9 @@ def http_server(app_factory: str, settings: Settings, *, workers: int) -> MPServ
 # - jemalloc (granian's own, which copies each answer): freed pages decay over 10 s by default, but
 #   only while the allocator is used, so an idle server kept them; returned at once here (a
 #   background thread for the decay does not survive granian's fork of the workers).
-# A minute after the census, of the 70 MB it used to leave: 25 MB without the jemalloc setting, 22
-# MB with the default mmap threshold. An operator's own MALLOC_MMAP_THRESHOLD_ or _RJEM_MALLOC_CONF wins.
+# Measured after the census (issue 17), with the pieces: 171 MB PSS with a 1 MiB threshold instead
+# (the 64 KB pieces stayed scattered in the heap), 149 MB with this one; jemalloc's default decay
+# kept 22 MB more (measured without the pieces). An operator's own MALLOC_MMAP_THRESHOLD_ or _RJEM_MALLOC_CONF wins.
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 JEMALLOC_CONF = "dirty_decay_ms:0,muzzy_decay_ms:0"
 

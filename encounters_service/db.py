@@ -103,25 +103,27 @@ def make_pool(settings: Settings, conninfo: str) -> AsyncConnectionPool:
 # The heavy reads' answers (api/encounter_reads.py) are fetched in pieces of PIECE_BYTES, one row
 # each, rather than as one value. libpq reads each message into a buffer that it enlarges to fit and
 # never shrinks while the connection lives: a census (one 4 MB JSON value) left each pool connection
-# that carried one holding 4 MB, and the service grew with the connections that had served one
-# (bench/bench.py, 8 clients on the census, 2 workers of 10 connections: 245-290 MB PSS at the peak,
-# 210-245 MB a minute later). In pieces, the buffer stays at 128 KB: 190-200 MB at the peak, and
-# back to what the service holds after any other load. Closing each connection after a large answer
-# (psycopg_pool replaces it) also freed the buffer, but the census on a new server process took
-# twice as long (planning, caches: +30-40 ms); the pieces cost 3 ms of the census's 25 in PostgreSQL.
+# that carried one holding 4 MB, and the service grew with the connections that had served one.
+# Measured (issue 17; PSS of the server's processes, 2 workers of 10 connections, 8 clients on the
+# census, same run): 236-255 MB at the peak and 208-212 MB 30 s later, before; in pieces (and with
+# cli.return_freed_memory), 177-188 MB and 151-153 MB, what the service holds after any load (16
+# clients on get by id alone: 145-153 MB; 121 MB just started). The cost is CPU: per census, 7 ms
+# more in PostgreSQL (26 -> 33) and 5 ms more in the service (9 -> 14), 41 censuses/s instead of 53
+# on 2 cores. Closing each connection after a large answer (psycopg_pool replaces it) also freed the
+# buffer, but the census on a new server process took twice as long (planning, caches: +30-40 ms).
 # convert_to: the bytes of the text in UTF-8, as the client receives it; OFFSET 0 keeps the answer
-# a subquery computed once (pulled up, it was converted again for each piece).
+# a subquery computed once (pulled up, it was converted again for each piece). The pieces are put
+# in order in Python, by their start: an ORDER BY had PostgreSQL sort (copy) the 4 MB once more.
 PIECE_BYTES = 64 * 1024
-IN_PIECES = """SELECT substring(answer.bytes FROM start FOR {piece})
+IN_PIECES = """SELECT start, substring(answer.bytes FROM start FOR {piece})
 FROM (SELECT convert_to(({query}\n)::text, 'UTF8') AS bytes OFFSET 0) AS answer,
-    generate_series(1, length(answer.bytes), {piece}) AS start
-ORDER BY start"""
+    generate_series(1, length(answer.bytes), {piece}) AS start"""
 
 
 @lru_cache
-def _in_pieces(sql: str) -> str:
-    """A query of one value as the query of its bytes in pieces of PIECE_BYTES, in order (no row
-    when the value is NULL or there is no row)."""
+def sql_in_pieces(sql: str) -> str:
+    """A query of one value as the query of its bytes in pieces of PIECE_BYTES: rows (start, piece),
+    no row when the value is NULL or there is no row."""
     return IN_PIECES.format(query=sql.rstrip().removesuffix(";"), piece=PIECE_BYTES)
 
 
@@ -137,7 +139,7 @@ class Database:
 
     async def _run(self, query: Query, params: dict[str, Any], *, in_pieces: bool = False) -> list[tuple[Any, ...]]:
         arguments = query.arguments(params)
-        sql = _in_pieces(query.sql) if in_pieces else query.sql
+        sql = sql_in_pieces(query.sql) if in_pieces else query.sql
         async with self.pool.connection() as conn:
             attempt = 0
             while True:
@@ -169,7 +171,7 @@ class Database:
         """Database.value for a query whose one value (JSON) may be megabytes, such as the census:
         fetched in pieces of PIECE_BYTES (see there why), as the same bytes."""
         pieces = await self._run(self.queries[name], params, in_pieces=True)
-        return b"".join(piece for (piece,) in pieces) if pieces else None
+        return b"".join(piece for _start, piece in sorted(pieces)) if pieces else None  # starts are unique
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Callable[..., Awaitable[Any]]]:

@@ -18,11 +18,10 @@ from uuid import uuid4
 import pytest
 
 from encounters_service import cli
-from encounters_service.db import PIECE_BYTES, Database, _in_pieces, make_pool
+from encounters_service.db import PIECE_BYTES, Database, make_pool, sql_in_pieces
 from encounters_service.sqlfiles import Query, parse_query
 from tests.helpers import TEST_SETTINGS, as_app, auth
 from tests.queries.arrange import WARD_A, insert_encounter
-
 
 
 def query(name: str, sql: str, parameters: str = "") -> Query:
@@ -71,8 +70,8 @@ def test_a_large_value_in_pieces_is_the_same_bytes_as_in_one(fresh_database):
 def test_no_piece_is_larger_than_piece_bytes(fresh_database):
     async def pieces(database):
         async with database.pool.connection() as conn:
-            cursor = await conn.execute(_in_pieces(LARGE.sql), [3_000], binary=True)
-            return [piece for (piece,) in await cursor.fetchall()]
+            cursor = await conn.execute(sql_in_pieces(LARGE.sql), [3_000], binary=True)
+            return [piece for _start, piece in sorted(await cursor.fetchall())]
 
     found = run(fresh_database, pieces)
     assert len(found) > 10
