@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ import psycopg
 
 from encounters_service import migrate
 from encounters_service.auth import READ_SCOPE, WRITE_SCOPE, mint_token
+from encounters_service.db import PIECE_BYTES
 from encounters_service.embedded import URL_FILE, EmbeddedPostgresError, local_database_url, start_local_postgres
 from encounters_service.logs import configure_logging
 from encounters_service.settings import Settings, SettingsError, load_settings
@@ -119,6 +121,7 @@ def http_server(app_factory: str, settings: Settings, *, workers: int) -> MPServ
     read timeout (HTTP_IDLE_TIMEOUT_SECONDS) runs from the connection's start and again after each
     answer: silent, slow-header and idle keep-alive connections are all closed after it. The body
     has its own limit, in the app (encounters_service/guards.py)."""
+    return_freed_memory()  # before granian is loaded, and forks the workers
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
@@ -141,6 +144,33 @@ def http_server(app_factory: str, settings: Settings, *, workers: int) -> MPServ
         log_dictconfig={"loggers": {"_granian": {"propagate": True}}},  # through our handler and format
         workers_kill_timeout=10,
     )
+
+
+# What the census leaves behind (issue 17; bench/bench.py, PSS of the server's processes after 8
+# clients on the census): each census allocates blocks that add up to its answer (4 MB), and two
+# allocators kept them once freed. Both are told to return such memory to the system at once:
+# - glibc (Python's objects, libpq): by default its mmap threshold rises to the size of the largest
+#   block freed (up to 32 MiB), so after the first census the answer's blocks came from the heap,
+#   and stayed there, scattered, once freed. Fixed at PIECE_BYTES (db.py: the census arrives in
+#   pieces of that size), each piece and anything larger is mapped, and unmapped when freed.
+# - jemalloc (granian's own, which copies each answer): freed pages decay over 10 s by default, but
+#   only while the allocator is used, so an idle server kept them; returned at once here (a
+#   background thread for the decay does not survive granian's fork of the workers).
+# Measured after the census (issue 17), with the pieces: 171 MB PSS with a 1 MiB threshold instead
+# (the 64 KB pieces stayed scattered in the heap), 149 MB with this one; jemalloc's default decay
+# kept 22 MB more (measured without the pieces). An operator's own MALLOC_MMAP_THRESHOLD_ or _RJEM_MALLOC_CONF wins.
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+JEMALLOC_CONF = "dirty_decay_ms:0,muzzy_decay_ms:0"
+
+
+def return_freed_memory() -> None:
+    """Allocator settings of this process and of the ones it forks (read at load by granian's
+    jemalloc, so set before granian is imported)."""
+    os.environ.setdefault("_RJEM_MALLOC_CONF", JEMALLOC_CONF)
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # glibc, musl; not macOS
+        if mallopt is not None:
+            mallopt(M_MMAP_THRESHOLD, PIECE_BYTES)
 
 
 def connections_per_worker(max_connections: int, workers: int) -> int:

@@ -14,6 +14,7 @@ import select
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -99,6 +100,33 @@ def make_pool(settings: Settings, conninfo: str) -> AsyncConnectionPool:
     )
 
 
+# The heavy reads' answers (api/encounter_reads.py) are fetched in pieces of PIECE_BYTES, one row
+# each, rather than as one value. libpq reads each message into a buffer that it enlarges to fit and
+# never shrinks while the connection lives: a census (one 4 MB JSON value) left each pool connection
+# that carried one holding 4 MB, and the service grew with the connections that had served one.
+# Measured (issue 17; PSS of the server's processes, 2 workers of 10 connections, 8 clients on the
+# census, same run): 236-255 MB at the peak and 208-212 MB 30 s later, before; in pieces (and with
+# cli.return_freed_memory), 177-188 MB and 151-153 MB, what the service holds after any load (16
+# clients on get by id alone: 145-153 MB; 121 MB just started). The cost is CPU: per census, 7 ms
+# more in PostgreSQL (26 -> 33) and 5 ms more in the service (9 -> 14), 41 censuses/s instead of 53
+# on 2 cores. Closing each connection after a large answer (psycopg_pool replaces it) also freed the
+# buffer, but the census on a new server process took twice as long (planning, caches: +30-40 ms).
+# convert_to: the bytes of the text in UTF-8, as the client receives it; OFFSET 0 keeps the answer
+# a subquery computed once (pulled up, it was converted again for each piece). The pieces are put
+# in order in Python, by their start: an ORDER BY had PostgreSQL sort (copy) the 4 MB once more.
+PIECE_BYTES = 64 * 1024
+IN_PIECES = """SELECT start, substring(answer.bytes FROM start FOR {piece})
+FROM (SELECT convert_to(({query}\n)::text, 'UTF8') AS bytes OFFSET 0) AS answer,
+    generate_series(1, length(answer.bytes), {piece}) AS start"""
+
+
+@lru_cache
+def sql_in_pieces(sql: str) -> str:
+    """A query of one value as the query of its bytes in pieces of PIECE_BYTES: rows (start, piece),
+    no row when the value is NULL or there is no row."""
+    return IN_PIECES.format(query=sql.rstrip().removesuffix(";"), piece=PIECE_BYTES)
+
+
 class Database:
     """The queries of sql/queries, run on a pool; each call is one statement in one transaction."""
 
@@ -107,8 +135,11 @@ class Database:
         self.queries = load_queries() if queries is None else queries
 
     async def rows(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
-        query = self.queries[name]
+        return await self._run(self.queries[name], params)
+
+    async def _run(self, query: Query, params: dict[str, Any], *, in_pieces: bool = False) -> list[tuple[Any, ...]]:
         arguments = query.arguments(params)
+        sql = sql_in_pieces(query.sql) if in_pieces else query.sql
         # getconn/putconn rather than `async with pool.connection()`: that is an async generator
         # (made, registered with the event loop, stepped twice) around `async with conn`, whose
         # exit commits or rolls back under the connection's lock, all of which an autocommit
@@ -120,7 +151,7 @@ class Database:
             while True:
                 try:
                     started = time.perf_counter()
-                    cursor = await conn.execute(query.sql, arguments)
+                    cursor = await conn.execute(sql, arguments, binary=in_pieces)
                     found = await cursor.fetchall()
                     if log.isEnabledFor(logging.DEBUG):  # LOG_LEVEL=DEBUG: each query file run, and its time
                         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -133,7 +164,7 @@ class Database:
                     if attempt == RETRIES:
                         raise
                     attempt += 1
-                    log.info("%s: %s (SQLSTATE %s); trying again", name, type(error).__name__, error.sqlstate)
+                    log.info("%s: %s (SQLSTATE %s); trying again", query.name, type(error).__name__, error.sqlstate)
                     # A short random pause, so that the two sides of a conflict do not meet again.
                     await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
         finally:
@@ -143,6 +174,12 @@ class Database:
         """The first column of the only row (None when there is no row)."""
         rows = await self.rows(name, **params)
         return rows[0][0] if rows else None
+
+    async def large_value(self, name: str, **params: Any) -> bytes | None:
+        """Database.value for a query whose one value (JSON) may be megabytes, such as the census:
+        fetched in pieces of PIECE_BYTES (see there why), as the same bytes."""
+        pieces = await self._run(self.queries[name], params, in_pieces=True)
+        return b"".join(piece for _start, piece in sorted(pieces)) if pieces else None  # starts are unique
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Callable[..., Awaitable[Any]]]:

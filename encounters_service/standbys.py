@@ -25,10 +25,10 @@ import math
 import random
 import re
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
@@ -40,6 +40,8 @@ from encounters_service.db import Database, make_pool, session_options
 from encounters_service.metrics import READS, STANDBY_LAG, STANDBY_USABLE
 from encounters_service.settings import Settings, standby_conninfos
 from encounters_service.sqlfiles import Query, load_queries
+
+T = TypeVar("T")
 
 log = logging.getLogger("encounters_service.standbys")
 
@@ -206,25 +208,32 @@ class StandbyReads:
         self.replayed_past = replayed_past
 
     async def rows(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
+        return await self._on_a_standby(lambda db: db.rows(name, **params))
+
+    async def value(self, name: str, **params: Any) -> Any:
+        """The first column of the only row (None when there is no row), as Database.value."""
+        rows = await self.rows(name, **params)
+        return rows[0][0] if rows else None
+
+    async def large_value(self, name: str, **params: Any) -> bytes | None:
+        """As Database.large_value (in pieces)."""
+        return await self._on_a_standby(lambda db: db.large_value(name, **params))
+
+    async def _on_a_standby(self, run: Callable[[Database], Awaitable[T]]) -> T:
         standby = self.standbys.choose(self.replayed_past)
         if standby is None:
             READS.labels("primary", "no_fresh_standby").inc()
         else:
             try:
                 if await self._has_replayed(standby):
-                    found = await standby.db.rows(name, **params)
+                    found = await run(standby.db)
                     READS.labels("standby", "fresh").inc()
                     return found
                 READS.labels("primary", "before_write").inc()
             except STANDBY_FAILURES as error:
                 self.standbys.failed(standby, error)
                 READS.labels("primary", "standby_failed").inc()
-        return await self.primary.rows(name, **params)
-
-    async def value(self, name: str, **params: Any) -> Any:
-        """The first column of the only row (None when there is no row), as Database.value."""
-        rows = await self.rows(name, **params)
-        return rows[0][0] if rows else None
+        return await run(self.primary)
 
     async def _has_replayed(self, standby: Standby) -> bool:
         """Whether the standby shows the caller's write: asked again if the last answer was short of it."""

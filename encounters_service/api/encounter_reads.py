@@ -53,7 +53,9 @@ async def _heavy_read(request: Request, query: str, **params: object) -> bytes |
     """The query's value, run within the caller's share of the connections for reads whose answer
     grows with the data (api/read_gate.py): over it, 503 without touching the database."""
     async with request.app.state.read_gate.slot(caller_of(request).id):
-        document: bytes | None = await reads(request).value(query, **params)  # JSON, as PostgreSQL built it
+        # JSON, as PostgreSQL built it, fetched in pieces: one megabytes-long value would leave the
+        # pool's connection with a buffer as large for its life (db.py, PIECE_BYTES)
+        document: bytes | None = await reads(request).large_value(query, **params)
     return document
 
 

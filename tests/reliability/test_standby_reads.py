@@ -24,6 +24,7 @@ from encounters_service.api.common import REQUIRES
 from encounters_service.api.read_routing import ROUTE_READS, WRITTEN_POSITION, standby_routes
 from encounters_service.app import create_app
 from encounters_service.auth import READ_SCOPE
+from encounters_service.db import sql_in_pieces
 from encounters_service.sqlfiles import load_queries
 from tests.api.test_encounter_writes import create_body, new_uuid
 from tests.helpers import TEST_SETTINGS, as_app, auth
@@ -32,7 +33,8 @@ from tests.replication import Replicated, replicated, wait_until_replayed
 CENSUS = "/dhos/v1/encounter/locations"
 TYPED_PARAMETER = re.compile(r":\w+}")
 HEADERS = auth()
-OPEN_AT_LOCATIONS_SQL = load_queries()["encounters.open_at_locations"].sql
+# As the service runs it: in pieces (db.py, PIECE_BYTES).
+OPEN_AT_LOCATIONS_SQL = sql_in_pieces(load_queries()["encounters.open_at_locations"].sql)
 
 
 @pytest.fixture(scope="module")
