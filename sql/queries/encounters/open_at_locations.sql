@@ -20,13 +20,8 @@ SELECT
     coalesce(
         json_agg(
             CASE
-                -- The compact form is not stored: rendered, only when asked for.
-                WHEN :'compact'::boolean
-                    THEN (
-                        SELECT c.document::json
-                        FROM encounters_api.encounter_document(l::encounters.encounter, compact => TRUE) AS c (document)
-                    )
-                ELSE encounters_api.full_document(l::encounters.encounter, l.document, FALSE, NULL)
+                WHEN :'compact'::boolean THEN c.document::json
+                ELSE coalesce(l.document, encounters_api.encounter_json(l::encounters.encounter)::json)
             END
             ORDER BY l.patient_uuid
         ),
@@ -36,4 +31,5 @@ FROM (
     SELECT DISTINCT ON (o.patient_uuid) o.*
     FROM encounters_api.open_encounters_at(:'location_ids'::uuid[], :'open_as_of'::timestamptz) AS o
     ORDER BY o.patient_uuid ASC, o.discharged_at IS NULL DESC, o.admitted_at DESC, o.created DESC, o.uuid DESC
-) AS l;
+) AS l
+CROSS JOIN LATERAL encounters_api.encounter_document(l::encounters.encounter, compact => TRUE) AS c (document);

@@ -17,17 +17,13 @@ SELECT
     coalesce(
         json_agg(
             CASE
-                -- The compact form is not stored: rendered, only when asked for.
-                WHEN :'compact'::boolean
-                    THEN (
-                        SELECT c.document::json
-                        FROM encounters_api.encounter_document(l::encounters.encounter, compact => TRUE) AS c (document)
-                    )
-                ELSE encounters_api.full_document(l::encounters.encounter, l.document, FALSE, NULL)
+                WHEN :'compact'::boolean THEN c.document::json
+                ELSE coalesce(l.document, encounters_api.encounter_json(l)::json)
             END
             ORDER BY l.patient_uuid
         ),
         '[]'::json
     ) AS encounters
 FROM (SELECT DISTINCT unnest(:'patient_ids'::uuid[]) AS patient_uuid) AS p
-CROSS JOIN LATERAL encounters_api.latest_encounter(p.patient_uuid, NULL, :'open_as_of'::timestamptz) AS l;
+CROSS JOIN LATERAL encounters_api.latest_encounter(p.patient_uuid, NULL, :'open_as_of'::timestamptz) AS l
+CROSS JOIN LATERAL encounters_api.encounter_document(l, compact => TRUE) AS c (document);
